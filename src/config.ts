@@ -1,0 +1,74 @@
+import { resolve } from 'node:path';
+import { KeystrataError } from './errors.js';
+
+/**
+ * Configuration is read from the environment once, at start-up, into this frozen object; nothing
+ * below the composition root reads process.env. Secrets (root key, admin token) have no defaults.
+ */
+export interface Config {
+  readonly host: string;
+  readonly port: number;
+  readonly dataDir: string;
+  /** postgres://… to use PostgreSQL; undefined → embedded SQLite at `${dataDir}/keystrata.db`. */
+  readonly databaseUrl: string | undefined;
+  /** Base64 of the 32-byte root key, when given by environment instead of the key file. */
+  readonly rootKeyBase64: string | undefined;
+  readonly rootKeyFile: string;
+  /** Fixed break-glass admin token for scripted set-ups; otherwise one is generated and printed once. */
+  readonly adminToken: string | undefined;
+  readonly keyCacheTtlSeconds: number;
+  readonly keyCacheMaxEntries: number;
+  /** Length of an "hourly" key period; 3600 unless changed. */
+  readonly hourlyKeyPeriodSeconds: number;
+  readonly bodyLimitBytes: number;
+  readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+}
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+function integer(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new KeystrataError('configuration_invalid', `${name} must be an integer from ${min} to ${max} (got "${raw}").`);
+  }
+  return value;
+}
+
+function optional(env: Env, name: string): string | undefined {
+  const raw = env[name];
+  return raw === undefined || raw === '' ? undefined : raw;
+}
+
+export function loadConfig(env: Env = process.env, cwd: string = process.cwd()): Config {
+  const dataDir = resolve(cwd, optional(env, 'KEYSTRATA_DATA_DIR') ?? 'data');
+  const databaseUrl = optional(env, 'KEYSTRATA_DATABASE_URL');
+  if (databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
+    throw new KeystrataError('configuration_invalid', 'KEYSTRATA_DATABASE_URL must be a postgres:// URL (leave it unset for embedded SQLite).');
+  }
+  const logLevel = optional(env, 'KEYSTRATA_LOG_LEVEL') ?? 'info';
+  if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) {
+    throw new KeystrataError('configuration_invalid', `KEYSTRATA_LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}.`);
+  }
+  const adminToken = optional(env, 'KEYSTRATA_ADMIN_TOKEN');
+  if (adminToken !== undefined && adminToken.length < 32) {
+    throw new KeystrataError('configuration_invalid', 'KEYSTRATA_ADMIN_TOKEN must be at least 32 characters: it is a break-glass credential.');
+  }
+  return Object.freeze({
+    host: optional(env, 'KEYSTRATA_HOST') ?? '127.0.0.1',
+    port: integer(env, 'PORT', 8200, 0, 65535),
+    dataDir,
+    databaseUrl,
+    rootKeyBase64: optional(env, 'KEYSTRATA_ROOT_KEY'),
+    rootKeyFile: resolve(cwd, optional(env, 'KEYSTRATA_ROOT_KEY_FILE') ?? resolve(dataDir, 'root.key')),
+    adminToken,
+    keyCacheTtlSeconds: integer(env, 'KEYSTRATA_KEY_CACHE_TTL_SECONDS', 300, 1, 86_400),
+    keyCacheMaxEntries: integer(env, 'KEYSTRATA_KEY_CACHE_MAX_ENTRIES', 10_000, 16, 10_000_000),
+    hourlyKeyPeriodSeconds: integer(env, 'KEYSTRATA_HOURLY_KEY_PERIOD_SECONDS', 3600, 60, 86_400),
+    bodyLimitBytes: integer(env, 'KEYSTRATA_BODY_LIMIT_BYTES', 1_048_576, 1024, 64 * 1_048_576),
+    logLevel: logLevel as Config['logLevel'],
+  });
+}
