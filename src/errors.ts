@@ -28,6 +28,7 @@ export const ERROR_STATUS = {
   key_disabled: 423,
   rate_limited: 429,
   internal_error: 500,
+  integrity_check_failed: 500,
   key_unavailable: 503,
   store_unavailable: 503,
   root_key_mismatch: 500,

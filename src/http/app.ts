@@ -1,0 +1,71 @@
+import { randomBytes } from 'node:crypto';
+import swagger from '@fastify/swagger';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import Fastify from 'fastify';
+import type { Config } from '../config.js';
+import type { Keystrata } from '../service/keystrata.js';
+import { createAdminAuth } from './admin-auth.js';
+import { installErrorHandling } from './error-handler.js';
+import { cryptoRoutes } from './routes/crypto-routes.js';
+import { keyRoutes } from './routes/key-routes.js';
+import { objectRoutes } from './routes/object-routes.js';
+import { systemRoutes } from './routes/system-routes.js';
+import { workspaceRoutes } from './routes/workspace-routes.js';
+import { SHARED_SCHEMAS } from './schemas.js';
+import type { App } from './types.js';
+
+export type AppOptions = Pick<Config, 'bodyLimitBytes' | 'logLevel'>;
+
+/** Build the HTTP app over an opened Keystrata. Tests drive it with inject(); server.ts listens. */
+export async function buildApp(ks: Keystrata, options: AppOptions): Promise<App> {
+  const app = Fastify({
+    logger:
+      options.logLevel === 'silent'
+        ? false
+        : {
+            level: options.logLevel,
+            // Belt and braces: the default serializers log no headers, but if one ever does, the token stays out.
+            redact: ['req.headers.authorization', 'headers.authorization'],
+          },
+    bodyLimit: options.bodyLimitBytes,
+    genReqId: () => `req_${randomBytes(8).toString('hex')}`,
+    // Strict validation: unknown fields are errors (not silently dropped), and no type coercion —
+    // "1" is not 1. allErrors stays off so a hostile body cannot make validation expensive.
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
+    return503OnClosing: true,
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: {
+        title: 'keystrata',
+        version: '0.1.0',
+        description: 'Multi-tenant key management service and encrypted secret store. Errors: docs/errors.md.',
+      },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+      security: [{ bearer: [] }],
+    },
+    refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
+  });
+  for (const schema of SHARED_SCHEMAS) app.addSchema(schema);
+  installErrorHandling(app);
+
+  app.addHook('onSend', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+    // Responses can carry plaintext and secret values: never let a proxy or browser cache them.
+    reply.header('cache-control', 'no-store');
+  });
+
+  systemRoutes(app, ks);
+  const requireAdmin = createAdminAuth(ks.adminTokenHashes);
+  await app.register(async (v1) => {
+    v1.addHook('onRequest', requireAdmin);
+    const api = v1 as unknown as App;
+    workspaceRoutes(api, ks);
+    keyRoutes(api, ks);
+    cryptoRoutes(api, ks);
+    objectRoutes(api, ks);
+  });
+  return app;
+}

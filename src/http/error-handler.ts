@@ -1,0 +1,74 @@
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { KeystrataError, isKeystrataError, type ErrorCode } from '../errors.js';
+
+/**
+ * One mapping from every failure to `{ error: { code, message, requestId, field?, details? } }`.
+ * Unknown errors become internal_error with a generic message: their text may contain anything
+ * (SQL, paths, even data) and is only logged.
+ */
+
+interface ValidationIssue {
+  readonly instancePath?: string;
+  readonly params?: { readonly missingProperty?: string; readonly additionalProperty?: string };
+  readonly message?: string;
+}
+
+function fieldOf(issue: ValidationIssue | undefined, context: string | undefined): string | undefined {
+  if (!issue) return undefined;
+  const path = (issue.instancePath ?? '').split('/').filter(Boolean);
+  const extra = issue.params?.missingProperty ?? issue.params?.additionalProperty;
+  if (extra !== undefined) path.push(extra);
+  if (path.length === 0) return context === 'body' ? undefined : context;
+  return path.join('.');
+}
+
+function fromFastifyError(error: FastifyError): KeystrataError | undefined {
+  if (error.validation) {
+    const issue = error.validation[0] as ValidationIssue | undefined;
+    const field = fieldOf(issue, error.validationContext);
+    const reason = issue?.params?.additionalProperty !== undefined ? 'is not allowed' : (issue?.message ?? 'is invalid');
+    const where = field ?? (error.validationContext === 'body' ? 'the request body' : (error.validationContext ?? 'the request'));
+    return new KeystrataError('invalid_request', `${where} ${reason}.`, field === undefined ? {} : { field });
+  }
+  const byCode: Partial<Record<string, [ErrorCode, string]>> = {
+    FST_ERR_CTP_BODY_TOO_LARGE: ['payload_too_large', 'The request body is too large.'],
+    FST_ERR_CTP_INVALID_MEDIA_TYPE: ['unsupported_media_type', 'Send request bodies as application/json.'],
+    FST_ERR_CTP_INVALID_CONTENT_LENGTH: ['invalid_request', 'The Content-Length header does not match the body.'],
+    FST_ERR_CTP_EMPTY_JSON_BODY: ['invalid_request', 'The request body is empty; send a JSON object.'],
+    FST_ERR_CTP_INVALID_JSON_BODY: ['invalid_request', 'The request body is not valid JSON.'],
+  };
+  const mapped = error.code === undefined ? undefined : byCode[error.code];
+  if (mapped) return new KeystrataError(mapped[0], mapped[1]);
+  if (error instanceof SyntaxError || error.statusCode === 400) return new KeystrataError('invalid_request', 'The request body is not valid JSON.');
+  if (error.statusCode === 413) return new KeystrataError('payload_too_large', 'The request body is too large.');
+  if (error.statusCode === 415) return new KeystrataError('unsupported_media_type', 'Send request bodies as application/json.');
+  return undefined;
+}
+
+export function sendError(request: FastifyRequest, reply: FastifyReply, error: KeystrataError): FastifyReply {
+  const body: { code: string; message: string; requestId: string; field?: string; details?: Readonly<Record<string, unknown>> } = {
+    code: error.code,
+    message: error.message,
+    requestId: request.id,
+  };
+  if (error.field !== undefined) body.field = error.field;
+  if (error.details !== undefined) body.details = error.details;
+  return reply.code(error.status).send({ error: body });
+}
+
+export function installErrorHandling(app: FastifyInstance): void {
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    const known = isKeystrataError(error) ? error : fromFastifyError(error);
+    if (known) {
+      const level = known.status >= 500 ? 'error' : 'info';
+      request.log[level]({ code: known.code, detail: known.logDetail }, 'request failed');
+      return sendError(request, reply, known);
+    }
+    request.log.error({ err: error }, 'unexpected error');
+    return sendError(request, reply, new KeystrataError('internal_error', 'An internal error occurred; the request id identifies it in the server log.'));
+  });
+
+  app.setNotFoundHandler((request, reply) =>
+    sendError(request, reply, new KeystrataError('route_not_found', `No route ${request.method} ${request.url.split('?')[0]}.`)),
+  );
+}

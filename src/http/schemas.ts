@@ -1,0 +1,163 @@
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
+
+/**
+ * JSON Schemas of the HTTP API (TypeBox). They validate every request (ajv, compiled once), make
+ * responses fast to serialise, and are the source of /openapi.json — so the document cannot drift
+ * from what the server accepts.
+ */
+
+const NO_CONTROL_CHARS = '^[^\\u0000-\\u001f\\u007f]+$';
+
+export const Id = Type.String({ format: 'uuid', description: 'A UUID.' });
+export const Timestamp = Type.String({ format: 'date-time' });
+
+export const WorkspaceName = Type.String({ minLength: 1, maxLength: 128, pattern: NO_CONTROL_CHARS });
+export const EnvironmentName = Type.String({
+  pattern: '^[a-z0-9][a-z0-9._-]{0,62}$',
+  description: 'Lower-case letters, digits, ".", "_" and "-"; starts with a letter or digit; at most 63 characters.',
+});
+
+export const ErrorBody = Type.Object(
+  {
+    error: Type.Object({
+      code: Type.String({ description: 'Stable error code (docs/errors.md).' }),
+      message: Type.String(),
+      requestId: Type.String(),
+      field: Type.Optional(Type.String({ description: 'The request field at fault, for invalid_request.' })),
+      details: Type.Optional(Type.Object({}, { additionalProperties: true })),
+    }),
+  },
+  { $id: 'Error' },
+);
+
+export const Environment = Type.Object({ id: Id, name: Type.String(), createdAt: Timestamp }, { $id: 'Environment' });
+
+export const Workspace = Type.Object(
+  { id: Id, name: Type.String(), createdAt: Timestamp, environments: Type.Array(Type.Ref('Environment')) },
+  { $id: 'Workspace' },
+);
+
+export const WorkspaceSummary = Type.Object({ id: Id, name: Type.String(), createdAt: Timestamp });
+
+export const PageQuery = Type.Object(
+  {
+    limit: Type.Optional(Type.String({ pattern: '^[0-9]{1,4}$', description: 'Page size, 1–1000 (default 100).' })),
+    cursor: Type.Optional(Type.String({ maxLength: 512, description: 'nextCursor of the previous page.' })),
+  },
+  { additionalProperties: false },
+);
+
+export const WorkspaceParams = Type.Object({ ws: Id });
+export const EnvironmentParams = Type.Object({ ws: Id, env: EnvironmentName });
+export const ObjectParams = Type.Object({ ws: Id, env: EnvironmentName, id: Id });
+export const ObjectVersionParams = Type.Object({ ws: Id, env: EnvironmentName, id: Id, version: Type.String({ pattern: '^[1-9][0-9]{0,8}$' }) });
+
+/** A string enum as JSON Schema `enum` (clearer validation errors than a union of literals). */
+function StringEnum<const T extends readonly string[]>(values: T, description?: string) {
+  return Type.Unsafe<T[number]>({ type: 'string', enum: [...values], ...(description === undefined ? {} : { description }) });
+}
+
+export const ScopeType = StringEnum(['job', 'event', 'connection', 'log'] as const);
+export const Scope = Type.Object(
+  {
+    type: ScopeType,
+    id: Type.String({ minLength: 1, maxLength: 128, pattern: NO_CONTROL_CHARS, description: 'Job, event, connection or log stream id.' }),
+  },
+  { additionalProperties: false },
+);
+
+export const Base64 = Type.String({ pattern: '^[A-Za-z0-9+/]*={0,2}$', description: 'Standard base64.' });
+
+export const EncryptBody = Type.Object({ scope: Scope, plaintext: Base64 }, { additionalProperties: false });
+export const EncryptResponse = Type.Object({ ciphertext: Type.String({ description: 'A ks1 envelope (docs/envelope.md).' }), keyId: Id });
+export const DecryptBody = Type.Object(
+  {
+    ciphertext: Type.String({ minLength: 1, maxLength: 2_000_000 }),
+    scope: Type.Optional(Scope),
+  },
+  { additionalProperties: false },
+);
+export const DecryptResponse = Type.Object({ plaintext: Base64, scope: Scope });
+
+const ContextKey = '^[A-Za-z0-9_.:-]{1,64}$';
+export const KeyContextSchema = Type.Record(Type.String({ pattern: ContextKey }), Type.String({ minLength: 1, maxLength: 256 }), {
+  minProperties: 1,
+  maxProperties: 16,
+  description: 'Flat object of strings; objects with different contexts are encrypted under different keys.',
+});
+export const Metadata = Type.Object({}, { additionalProperties: true, maxProperties: 32, description: 'Free-form, stored in clear.' });
+
+export const ObjectName = Type.String({ minLength: 1, maxLength: 256, pattern: NO_CONTROL_CHARS });
+export const ObjectValue = Type.String({ maxLength: 262_144, description: 'The secret value (UTF-8 text, at most 256 KiB).' });
+
+export const CreateObjectBody = Type.Object(
+  { name: ObjectName, value: ObjectValue, context: KeyContextSchema, metadata: Type.Optional(Metadata) },
+  { additionalProperties: false },
+);
+export const UpdateObjectBody = Type.Object(
+  { value: ObjectValue, expectedVersion: Type.Integer({ minimum: 1 }) },
+  { additionalProperties: false },
+);
+export const ObjectQuery = Type.Object(
+  {
+    name: Type.Optional(ObjectName),
+    limit: Type.Optional(Type.String({ pattern: '^[0-9]{1,4}$' })),
+    cursor: Type.Optional(Type.String({ maxLength: 512 })),
+  },
+  { additionalProperties: false },
+);
+
+const objectFields = {
+  id: Id,
+  name: Type.String(),
+  version: Type.Integer(),
+  context: Type.Record(Type.String(), Type.String()),
+  metadata: Type.Object({}, { additionalProperties: true }),
+  createdAt: Timestamp,
+  updatedAt: Timestamp,
+};
+export const VaultObject = Type.Object(objectFields, { $id: 'VaultObject' });
+export const VaultObjectWithValue = Type.Object({ ...objectFields, value: Type.String() }, { $id: 'VaultObjectWithValue' });
+export const ObjectVersion = Type.Object({ version: Type.Integer(), createdAt: Timestamp });
+
+const KeyStateSchema = StringEnum(['active', 'decrypt-only', 'disabled', 'scheduled-destruction', 'destroyed'] as const);
+const HourlyView = Type.Union([Type.Null(), Type.Object({ id: Id, hourStart: Timestamp, state: KeyStateSchema })]);
+export const CmkView = Type.Object({ id: Id, provider: Type.String(), state: KeyStateSchema, createdAt: Timestamp });
+export const KeyStatusResponse = Type.Object({
+  environment: Type.Object({ id: Id, name: Type.String() }),
+  cmk: CmkView,
+  ek: Type.Object({ id: Id, state: KeyStateSchema, createdAt: Timestamp, wrappingKeyVersion: Type.Union([Type.String(), Type.Null()]) }),
+  hourly: Type.Object({ periodSeconds: Type.Integer(), current: HourlyView, latest: HourlyView }),
+  counts: Type.Object({
+    ek: Type.Integer(),
+    hourly: Type.Integer(),
+    job: Type.Integer(),
+    connection: Type.Integer(),
+    log: Type.Integer(),
+    context: Type.Integer(),
+  }),
+  cache: Type.Object({ hits: Type.Integer(), misses: Type.Integer(), evictions: Type.Integer(), entries: Type.Integer() }),
+});
+
+export function page<T extends TSchema>(item: T) {
+  return Type.Object({ items: Type.Array(item), nextCursor: Type.Union([Type.String(), Type.Null()]) });
+}
+
+/** The standard error responses every authenticated route can give, for the OpenAPI document. */
+export const ERROR_RESPONSES = {
+  400: Type.Ref('Error'),
+  401: Type.Ref('Error'),
+  404: Type.Ref('Error'),
+  413: Type.Ref('Error'),
+  500: Type.Ref('Error'),
+  503: Type.Ref('Error'),
+} as const;
+
+export type EncryptBodyT = Static<typeof EncryptBody>;
+export const SHARED_SCHEMAS = [ErrorBody, Environment, Workspace, VaultObject, VaultObjectWithValue] as const;
+
+/** `limit` query parameter → number (schema already guarantees 1–4 digits). */
+export function pageLimit(raw: string | undefined, fallback = 100): number {
+  if (raw === undefined) return fallback;
+  return Math.min(Math.max(Number(raw), 1), 1000);
+}

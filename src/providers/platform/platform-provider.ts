@@ -1,0 +1,83 @@
+import { open, seal } from '../../core/aead.js';
+import { randomKey, zeroize } from '../../core/bytes.js';
+import { unwrapKey, wrapKey } from '../../core/wrapped-key.js';
+import { KeystrataError, decryptionFailed } from '../../errors.js';
+import type { CmkProvider, CmkProviderFactory, WrapResult } from '../provider.js';
+
+/**
+ * The platform-managed CMK: 256 random bits per environment, stored wrapped by a key derived from
+ * the service's root key. Its config is `{ wrappedMaterial: base64, version: "1" }` — the wrapped
+ * material is safe to store and to show, since only the root key opens it.
+ */
+
+export const PLATFORM_PROVIDER = 'platform';
+/** Parent id used in the wrap binding of a platform CMK: the root key, which has no row. */
+const ROOT_KEY_ID = '00000000-0000-4000-8000-000000000000';
+
+export interface PlatformConfig {
+  readonly wrappedMaterial: string;
+  readonly version: string;
+}
+
+function parseConfig(config: Readonly<Record<string, unknown>>): PlatformConfig {
+  const { wrappedMaterial, version } = config;
+  if (typeof wrappedMaterial !== 'string' || typeof version !== 'string') {
+    throw new KeystrataError('configuration_invalid', 'A platform CMK config needs wrappedMaterial and version strings.');
+  }
+  return { wrappedMaterial, version };
+}
+
+class PlatformProvider implements CmkProvider {
+  readonly name = PLATFORM_PROVIDER;
+  constructor(
+    private readonly material: Buffer,
+    private readonly version: string,
+  ) {}
+
+  async wrap(key: Buffer, aad: Buffer): Promise<WrapResult> {
+    return { ciphertext: seal(this.material, key, aad), keyVersion: this.version };
+  }
+
+  async unwrap(ciphertext: Buffer, aad: Buffer): Promise<Buffer> {
+    const key = open(this.material, ciphertext, aad);
+    if (!key) throw decryptionFailed('platform CMK could not unwrap the EK (tampered row or wrong binding)');
+    return key;
+  }
+
+  async close(): Promise<void> {
+    zeroize(this.material);
+  }
+}
+
+/** `rootWrapKey` is the root-derived key that wraps platform CMK material (see root-key.ts). */
+export function platformProviderFactory(rootWrapKey: Buffer): CmkProviderFactory & {
+  provision(identity: { cmkId: string; environmentId: string }): PlatformConfig;
+} {
+  return {
+    name: PLATFORM_PROVIDER,
+    provision({ cmkId, environmentId }) {
+      const material = randomKey();
+      try {
+        const wrapped = wrapKey(rootWrapKey, material, { environmentId, keyId: cmkId, kind: 'cmk', parentId: ROOT_KEY_ID });
+        return { wrappedMaterial: wrapped.toString('base64'), version: '1' };
+      } finally {
+        zeroize(material);
+      }
+    },
+    open(config, { cmkId, environmentId }) {
+      const parsed = parseConfig(config);
+      const material = unwrapKey(rootWrapKey, Buffer.from(parsed.wrappedMaterial, 'base64'), {
+        environmentId,
+        keyId: cmkId,
+        kind: 'cmk',
+        parentId: ROOT_KEY_ID,
+      });
+      if (!material) {
+        throw new KeystrataError('root_key_mismatch', 'A platform CMK does not open with this root key.', {
+          logDetail: `platform CMK ${cmkId} failed to unwrap`,
+        });
+      }
+      return new PlatformProvider(material, parsed.version);
+    },
+  };
+}

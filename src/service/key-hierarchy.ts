@@ -1,0 +1,189 @@
+import { newId, randomKey, zeroize } from '../core/bytes.js';
+import { ekWrapAad, unwrapKey, wrapKey } from '../core/wrapped-key.js';
+import { KeystrataError } from '../errors.js';
+import type { ProviderRegistry } from '../providers/registry.js';
+import type { KeyKind, KeyRecord, KeyState, Store } from '../store/store.js';
+import type { Clock } from './clock.js';
+import type { KeyCache, KeyEntry, LoadedKey } from './key-cache.js';
+import { LruMap } from './lru-map.js';
+import { SingleFlight } from './single-flight.js';
+
+/** What the cache remembers about a key besides its material: enough to check a ciphertext's claims. */
+export interface KeyMeta {
+  readonly environmentId: string;
+  readonly kind: KeyKind;
+  readonly scopeId: string | null;
+  readonly hourStart: number | null;
+}
+
+export type HierarchyStore = Pick<Store, 'getKey' | 'getActiveEk' | 'getCmk' | 'getHourlyKey' | 'findScopedKey' | 'insertKeyIfAbsent'>;
+
+export interface KeyHierarchyDeps {
+  readonly store: HierarchyStore;
+  readonly cache: KeyCache<KeyMeta>;
+  readonly providers: Pick<ProviderRegistry, 'forCmk'>;
+  readonly clock: Clock;
+  readonly hourlyPeriodSeconds: number;
+  /** Bound on the (non-secret) scope → key id index. */
+  readonly scopeIndexSize: number;
+}
+
+/** Keys a caller can ask for by scope; each is created on first use. */
+export type ScopedKeyRequest =
+  | { readonly kind: 'hourly' }
+  | { readonly kind: 'job'; readonly scopeId: string }
+  | { readonly kind: 'connection'; readonly scopeId: string }
+  | { readonly kind: 'context'; readonly scopeId: string }
+  | { readonly kind: 'log' };
+
+export type KeyHierarchy = ReturnType<typeof createKeyHierarchy>;
+
+/** A key's state as callers should see it: an hourly key is decrypt-only once its hour is over. */
+export function effectiveKeyState(record: Pick<KeyRecord, 'kind' | 'state' | 'hourStart'>, nowMs: number, periodSeconds: number): KeyState {
+  if (record.kind === 'hourly' && record.state === 'active' && record.hourStart !== null && (record.hourStart + periodSeconds) * 1000 <= nowMs) {
+    return 'decrypt-only';
+  }
+  return record.state;
+}
+
+function assertUsable(state: KeyState, what: string): void {
+  if (state === 'destroyed') throw new KeystrataError('key_destroyed', `The ${what} has been destroyed; data encrypted under it is lost.`);
+  if (state === 'disabled' || state === 'scheduled-destruction') throw new KeystrataError('key_disabled', `The ${what} is disabled.`);
+}
+
+/**
+ * The key hierarchy of DESIGN §1 below the CMK: resolves keys by id or by scope, creates them on
+ * first use, and unwraps them through their parents with the key cache in front of every level.
+ */
+export function createKeyHierarchy(deps: KeyHierarchyDeps) {
+  const { store, cache, providers, clock } = deps;
+  const periodMs = deps.hourlyPeriodSeconds * 1000;
+  // scope → key id. Ids are not secret, and a scope's key never changes once created.
+  const scopeIndex = new LruMap<string, string>(deps.scopeIndexSize);
+  const resolving = new SingleFlight<string, string>();
+
+  function metaOf(record: KeyRecord): KeyMeta {
+    return { environmentId: record.environmentId, kind: record.kind, scopeId: record.scopeId, hourStart: record.hourStart };
+  }
+
+  /** Start of the current key period (UTC-aligned), in epoch seconds. */
+  function currentHourStart(): number {
+    return (Math.floor(clock.now() / periodMs) * periodMs) / 1000;
+  }
+
+  async function loadKey(environmentId: string, keyId: string): Promise<LoadedKey<KeyMeta>> {
+    const record = await store.getKey(environmentId, keyId);
+    if (!record) throw new KeystrataError('key_not_found', 'No such key in this environment.');
+    assertUsable(record.state, `${record.kind} key`);
+    if (record.kind === 'ek') return loadEnvironmentKey(record);
+    return cache.withKey(
+      record.parentId,
+      () => loadKey(environmentId, record.parentId),
+      (parent) => {
+        const material = unwrapKey(parent.material, record.wrapped, {
+          environmentId,
+          keyId: record.id,
+          kind: record.kind,
+          parentId: record.parentId,
+        });
+        if (!material) {
+          throw new KeystrataError('integrity_check_failed', 'A stored key failed its integrity check.', {
+            logDetail: `${record.kind} key ${record.id} did not unwrap under ${record.parentId}`,
+          });
+        }
+        return { material, meta: metaOf(record), notAfter: parent.expiresAt };
+      },
+    );
+  }
+
+  async function loadEnvironmentKey(record: KeyRecord): Promise<LoadedKey<KeyMeta>> {
+    const cmk = await store.getCmk(record.parentId);
+    if (!cmk) throw new KeystrataError('integrity_check_failed', 'An environment key names a CMK that does not exist.');
+    assertUsable(cmk.state, 'customer main key');
+    const aad = ekWrapAad({ environmentId: record.environmentId, ekId: record.id, cmkId: cmk.id });
+    const material = await providers.forCmk(cmk).unwrap(record.wrapped, aad, record.wrappingKeyVersion);
+    return { material, meta: metaOf(record) };
+  }
+
+  /** Run `use` with key `keyId` of this environment; key_not_found if it belongs elsewhere. */
+  function withKeyById<T>(environmentId: string, keyId: string, use: (key: KeyEntry<KeyMeta>) => T): Promise<T> {
+    return cache.withKey(
+      keyId,
+      () => loadKey(environmentId, keyId),
+      (entry) => {
+        // Key ids are global, the cache is shared: never let one environment use another's key.
+        if (entry.meta.environmentId !== environmentId) throw new KeystrataError('key_not_found', 'No such key in this environment.');
+        return use(entry);
+      },
+    );
+  }
+
+  async function environmentKeyId(environmentId: string): Promise<string> {
+    const indexKey = `${environmentId}\0ek`;
+    const known = scopeIndex.get(indexKey);
+    if (known) return known;
+    const ek = await store.getActiveEk(environmentId);
+    if (!ek) throw new KeystrataError('integrity_check_failed', 'The environment has no active environment key.');
+    scopeIndex.set(indexKey, ek.id);
+    return ek.id;
+  }
+
+  /** Create a key under `parentId`, or return the id of the one that won a race to create it. */
+  async function createKey(environmentId: string, template: Omit<KeyRecord, 'id' | 'wrapped' | 'parentId' | 'createdAt' | 'environmentId' | 'state' | 'wrappingKeyVersion'>, parentId: string): Promise<string> {
+    const id = newId();
+    const material = randomKey();
+    let cached = false;
+    try {
+      const { wrapped, parentExpiry } = await withKeyById(environmentId, parentId, (parent) => ({
+        wrapped: wrapKey(parent.material, material, { environmentId, keyId: id, kind: template.kind, parentId }),
+        parentExpiry: parent.expiresAt,
+      }));
+      const record: KeyRecord = {
+        ...template,
+        id,
+        environmentId,
+        parentId,
+        wrapped,
+        wrappingKeyVersion: null,
+        state: 'active',
+        createdAt: new Date(clock.now()),
+      };
+      const winner = await store.insertKeyIfAbsent(record);
+      if (winner.id === id) {
+        cache.put(id, { material, meta: metaOf(record), notAfter: parentExpiry });
+        cached = true;
+      }
+      return winner.id;
+    } finally {
+      if (!cached) zeroize(material);
+    }
+  }
+
+  /** The id of the key for `request`, creating it (and its parents) on first use. */
+  function scopedKeyId(environmentId: string, request: ScopedKeyRequest): Promise<string> {
+    const hourStart = request.kind === 'hourly' ? currentHourStart() : null;
+    const scopeId = 'scopeId' in request ? request.scopeId : null;
+    const indexKey = `${environmentId}\0${request.kind}\0${hourStart ?? scopeId ?? ''}`;
+    const known = scopeIndex.get(indexKey);
+    if (known) return Promise.resolve(known);
+    return resolving.run(indexKey, async () => {
+      const existing =
+        hourStart !== null ? await store.getHourlyKey(environmentId, hourStart) : await store.findScopedKey(environmentId, request.kind, scopeId);
+      let id = existing?.id;
+      if (id === undefined) {
+        // Job keys hang under the hourly key of the hour the job first ran; the rest under the EK.
+        const parentId = request.kind === 'job' ? await scopedKeyId(environmentId, { kind: 'hourly' }) : await environmentKeyId(environmentId);
+        id = await createKey(environmentId, { kind: request.kind, scopeId, hourStart }, parentId);
+      }
+      scopeIndex.set(indexKey, id);
+      return id;
+    });
+  }
+
+  /** Run `use` with the key for a scope (created on first use). */
+  async function withScopedKey<T>(environmentId: string, request: ScopedKeyRequest, use: (key: KeyEntry<KeyMeta>) => T): Promise<T> {
+    return withKeyById(environmentId, await scopedKeyId(environmentId, request), use);
+  }
+
+  return { currentHourStart, withKeyById, withScopedKey, scopedKeyId, environmentKeyId };
+}

@@ -1,0 +1,84 @@
+import { envelopeFromText, envelopeToText, openEnvelope, parseEnvelope, sealEnvelope } from '../core/envelope.js';
+import { decryptionFailed, isKeystrataError } from '../errors.js';
+import type { KeyKind } from '../store/store.js';
+import type { KeyHierarchy, ScopedKeyRequest } from './key-hierarchy.js';
+import type { EnvironmentContext } from './workspaces.js';
+
+/** The data-plane scopes of POST …/encrypt and …/decrypt. */
+export const DATA_SCOPES = ['job', 'event', 'connection', 'log'] as const;
+export type DataScopeType = (typeof DATA_SCOPES)[number];
+
+export interface DataScope {
+  readonly type: DataScopeType;
+  readonly id: string;
+}
+
+/**
+ * Which key seals each scope (DESIGN §1). `boundToKey`: the key belongs to one scope id (a job's
+ * key, a connection's key), so a ciphertext naming another id under it is rejected even before the
+ * AAD check; hourly and log keys are shared by many scope ids, which the AAD alone separates.
+ */
+const SCOPE_KEYS: Readonly<Record<DataScopeType, { readonly keyKind: KeyKind; readonly boundToKey: boolean; request(id: string): ScopedKeyRequest }>> = {
+  job: { keyKind: 'job', boundToKey: true, request: (id) => ({ kind: 'job', scopeId: id }) },
+  event: { keyKind: 'hourly', boundToKey: false, request: () => ({ kind: 'hourly' }) },
+  connection: { keyKind: 'connection', boundToKey: true, request: (id) => ({ kind: 'connection', scopeId: id }) },
+  log: { keyKind: 'log', boundToKey: false, request: () => ({ kind: 'log' }) },
+};
+
+export interface EncryptResult {
+  readonly ciphertext: string;
+  readonly keyId: string;
+}
+
+export interface DecryptResult {
+  /** Owned by the caller, who should zero it once sent. */
+  readonly plaintext: Buffer;
+  readonly scope: DataScope;
+}
+
+export type ScopedCrypto = ReturnType<typeof createScopedCrypto>;
+
+export function createScopedCrypto(deps: { readonly hierarchy: Pick<KeyHierarchy, 'withScopedKey' | 'withKeyById'> }) {
+  const { hierarchy } = deps;
+
+  return {
+    /** Seal `plaintext` for `scope` under the scope's key (created on first use). */
+    encrypt(env: EnvironmentContext, scope: DataScope, plaintext: Uint8Array): Promise<EncryptResult> {
+      return hierarchy.withScopedKey(env.environment.id, SCOPE_KEYS[scope.type].request(scope.id), (key) => ({
+        ciphertext: envelopeToText(sealEnvelope(key.material, { scopeKind: scope.type, scopeId: scope.id, keyId: key.id }, env.binding, plaintext)),
+        keyId: key.id,
+      }));
+    },
+
+    /**
+     * Open a ks1 ciphertext of this environment. Every way it can fail to belong here — malformed,
+     * tampered, another tenant's, another scope's, unknown key — is the same decryption_failed.
+     * Failures that are about the key's availability (key_unavailable, key_destroyed, key_disabled)
+     * are reported as such: the caller must learn that retrying later, or nothing, will help.
+     */
+    async decrypt(env: EnvironmentContext, ciphertext: string, expected?: DataScope): Promise<DecryptResult> {
+      const binary = envelopeFromText(ciphertext);
+      const parsed = binary && parseEnvelope(binary);
+      if (!parsed) throw decryptionFailed('not a well-formed ks1 envelope');
+      const { scopeKind, scopeId, keyId } = parsed.header;
+      if (scopeKind === 'object') throw decryptionFailed('vault object ciphertext presented to the data-plane decrypt');
+      if (expected && (expected.type !== scopeKind || expected.id !== scopeId)) throw decryptionFailed('scope does not match the expected scope');
+      const rule = SCOPE_KEYS[scopeKind];
+      try {
+        const plaintext = await hierarchy.withKeyById(env.environment.id, keyId, (key) => {
+          if (key.meta.kind !== rule.keyKind || (rule.boundToKey && key.meta.scopeId !== scopeId)) {
+            throw decryptionFailed(`key ${keyId} (${key.meta.kind}) cannot seal scope ${scopeKind}`);
+          }
+          return openEnvelope(key.material, parsed, env.binding);
+        });
+        if (!plaintext) throw decryptionFailed('authentication tag did not verify');
+        return { plaintext, scope: { type: scopeKind, id: scopeId } };
+      } catch (error) {
+        if (isKeystrataError(error) && (error.code === 'key_not_found' || error.code === 'integrity_check_failed')) {
+          throw decryptionFailed(`key ${keyId}: ${error.code}`, error);
+        }
+        throw error;
+      }
+    },
+  };
+}

@@ -1,0 +1,196 @@
+import { newId, randomKey, zeroize } from '../core/bytes.js';
+import { bindingBytes, openEnvelope, parseEnvelope, sealEnvelope } from '../core/envelope.js';
+import { canonicalContext, contextDigest, type KeyContext } from '../core/key-context.js';
+import { unwrapKey, wrapKey } from '../core/wrapped-key.js';
+import { KeystrataError } from '../errors.js';
+import { StoreConflictError, type ObjectRecord, type ObjectVersionRecord, type Page, type Store } from '../store/store.js';
+import type { Clock } from './clock.js';
+import type { KeyHierarchy } from './key-hierarchy.js';
+import type { EnvironmentContext } from './workspaces.js';
+
+/**
+ * The encrypted key-value store (DESIGN §4). Each object version gets its own data key, wrapped by
+ * the context key of the object's key context; the value is a ks1 envelope whose AAD binds the
+ * workspace, environment, context digest, object id and version. A value can therefore not be
+ * moved to another object, version, context or tenant without failing its integrity check.
+ */
+
+export interface VaultObjectView {
+  readonly id: string;
+  readonly name: string;
+  readonly version: number;
+  readonly context: KeyContext;
+  readonly metadata: Readonly<Record<string, unknown>>;
+  readonly createdAt: Date;
+  readonly updatedAt: Date;
+}
+
+export interface VaultObjectWithValue extends VaultObjectView {
+  readonly value: string;
+}
+
+export interface ObjectVersionView {
+  readonly version: number;
+  readonly createdAt: Date;
+}
+
+export type VaultObjectStore = Pick<
+  Store,
+  'createObject' | 'getObject' | 'getObjectByName' | 'listObjects' | 'addObjectVersion' | 'getObjectVersion' | 'listObjectVersions' | 'deleteObject'
+>;
+
+export type VaultObjects = ReturnType<typeof createVaultObjects>;
+
+function view(record: ObjectRecord): VaultObjectView {
+  return {
+    id: record.id,
+    name: record.name,
+    version: record.version,
+    context: JSON.parse(record.context) as KeyContext,
+    metadata: record.metadata,
+    createdAt: record.createdAt,
+    updatedAt: record.updatedAt,
+  };
+}
+
+function objectScopeId(objectId: string, version: number): string {
+  return `${objectId}/${version}`;
+}
+
+function notFound(id: string): KeystrataError {
+  return new KeystrataError('object_not_found', `Object ${id} does not exist in this environment.`);
+}
+
+export function createVaultObjects(deps: {
+  readonly store: VaultObjectStore;
+  readonly hierarchy: Pick<KeyHierarchy, 'scopedKeyId' | 'withKeyById'>;
+  readonly clock: Clock;
+}) {
+  const { store, hierarchy, clock } = deps;
+
+  async function sealVersion(env: EnvironmentContext, object: Pick<ObjectRecord, 'id' | 'context' | 'contextKeyId'>, version: number, value: string): Promise<ObjectVersionRecord> {
+    const environmentId = env.environment.id;
+    const dataKeyId = newId();
+    const dataKey = randomKey();
+    try {
+      const wrappedDataKey = await hierarchy.withKeyById(environmentId, object.contextKeyId, (contextKey) =>
+        wrapKey(contextKey.material, dataKey, { environmentId, keyId: dataKeyId, kind: 'object', parentId: object.contextKeyId }),
+      );
+      const binding = bindingBytes({ workspaceId: env.workspaceId, environmentId, contextDigest: contextDigest(JSON.parse(object.context) as KeyContext) });
+      const plaintext = Buffer.from(value, 'utf8');
+      const ciphertext = sealEnvelope(dataKey, { scopeKind: 'object', scopeId: objectScopeId(object.id, version), keyId: dataKeyId }, binding, plaintext);
+      zeroize(plaintext);
+      return { objectId: object.id, version, dataKeyId, wrappedDataKey, ciphertext, createdAt: new Date(clock.now()) };
+    } finally {
+      zeroize(dataKey);
+    }
+  }
+
+  async function openVersion(env: EnvironmentContext, object: ObjectRecord, stored: ObjectVersionRecord): Promise<string> {
+    const environmentId = env.environment.id;
+    const parsed = parseEnvelope(stored.ciphertext);
+    const integrityFailure = new KeystrataError('integrity_check_failed', 'A stored object value failed its integrity check.', {
+      logDetail: `object ${object.id} version ${stored.version}`,
+    });
+    if (!parsed || parsed.header.keyId !== stored.dataKeyId || parsed.header.scopeId !== objectScopeId(object.id, stored.version)) throw integrityFailure;
+    const binding = bindingBytes({ workspaceId: env.workspaceId, environmentId, contextDigest: contextDigest(JSON.parse(object.context) as KeyContext) });
+    const plaintext = await hierarchy.withKeyById(environmentId, object.contextKeyId, (contextKey) => {
+      const dataKey = unwrapKey(contextKey.material, stored.wrappedDataKey, { environmentId, keyId: stored.dataKeyId, kind: 'object', parentId: object.contextKeyId });
+      if (!dataKey) return undefined;
+      try {
+        return openEnvelope(dataKey, parsed, binding);
+      } finally {
+        zeroize(dataKey);
+      }
+    });
+    if (!plaintext) throw integrityFailure;
+    const value = plaintext.toString('utf8');
+    zeroize(plaintext);
+    return value;
+  }
+
+  async function requireObject(env: EnvironmentContext, id: string): Promise<ObjectRecord> {
+    const object = await store.getObject(env.environment.id, id);
+    if (!object) throw notFound(id);
+    return object;
+  }
+
+  async function withValue(env: EnvironmentContext, object: ObjectRecord, version = object.version): Promise<VaultObjectWithValue> {
+    const stored = await store.getObjectVersion(object.id, version);
+    if (!stored) throw new KeystrataError('object_version_not_found', `Object ${object.id} has no version ${version}.`);
+    return { ...view(object), version, value: await openVersion(env, object, stored) };
+  }
+
+  return {
+    async create(env: EnvironmentContext, input: { name: string; value: string; context: KeyContext; metadata?: Readonly<Record<string, unknown>> | undefined }): Promise<VaultObjectView> {
+      const environmentId = env.environment.id;
+      const context = canonicalContext(input.context);
+      const contextKeyId = await hierarchy.scopedKeyId(environmentId, { kind: 'context', scopeId: contextDigest(input.context).toString('hex') });
+      const now = new Date(clock.now());
+      const object: ObjectRecord = {
+        id: newId(),
+        environmentId,
+        name: input.name,
+        context,
+        contextKeyId,
+        metadata: input.metadata ?? {},
+        version: 1,
+        createdAt: now,
+        updatedAt: now,
+      };
+      const first = await sealVersion(env, object, 1, input.value);
+      try {
+        await store.createObject(object, first);
+      } catch (error) {
+        if (error instanceof StoreConflictError) throw new KeystrataError('already_exists', `An object named "${input.name}" already exists in this environment.`);
+        throw error;
+      }
+      return view(object);
+    },
+
+    async get(env: EnvironmentContext, id: string): Promise<VaultObjectWithValue> {
+      return withValue(env, await requireObject(env, id));
+    },
+
+    async getByName(env: EnvironmentContext, name: string): Promise<VaultObjectWithValue> {
+      const object = await store.getObjectByName(env.environment.id, name);
+      if (!object) throw new KeystrataError('object_not_found', `No object named "${name}" exists in this environment.`);
+      return withValue(env, object);
+    },
+
+    async getVersion(env: EnvironmentContext, id: string, version: number): Promise<VaultObjectWithValue> {
+      return withValue(env, await requireObject(env, id), version);
+    },
+
+    async list(env: EnvironmentContext, options: { limit: number; cursor?: string | undefined }): Promise<Page<VaultObjectView>> {
+      const page = await store.listObjects(env.environment.id, options);
+      return { items: page.items.map(view), nextCursor: page.nextCursor };
+    },
+
+    /** Optimistic concurrency: succeeds only if the object is still at `expectedVersion`. */
+    async update(env: EnvironmentContext, id: string, input: { value: string; expectedVersion: number }): Promise<VaultObjectView> {
+      const object = await requireObject(env, id);
+      if (object.version !== input.expectedVersion) throw conflict(object.version);
+      const next = await sealVersion(env, object, input.expectedVersion + 1, input.value);
+      const updated = await store.addObjectVersion(env.environment.id, id, input.expectedVersion, next, new Date(clock.now()));
+      if (updated) return view(updated);
+      const current = await store.getObject(env.environment.id, id);
+      if (!current) throw notFound(id);
+      throw conflict(current.version);
+    },
+
+    async delete(env: EnvironmentContext, id: string): Promise<void> {
+      if (!(await store.deleteObject(env.environment.id, id))) throw notFound(id);
+    },
+
+    async versions(env: EnvironmentContext, id: string): Promise<readonly ObjectVersionView[]> {
+      await requireObject(env, id);
+      const versions = await store.listObjectVersions(id);
+      return versions.map((v) => ({ version: v.version, createdAt: v.createdAt }));
+    },
+  };
+}
+
+function conflict(currentVersion: number): KeystrataError {
+  return new KeystrataError('version_conflict', `The object is at version ${currentVersion}; re-read it and retry.`, { details: { currentVersion } });
+}

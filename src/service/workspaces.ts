@@ -1,0 +1,135 @@
+import { newId, randomKey, zeroize } from '../core/bytes.js';
+import { bindingBytes } from '../core/envelope.js';
+import { ekWrapAad } from '../core/wrapped-key.js';
+import { KeystrataError } from '../errors.js';
+import { PLATFORM_PROVIDER, type PlatformConfig } from '../providers/platform/platform-provider.js';
+import type { ProviderRegistry } from '../providers/registry.js';
+import { StoreConflictError, type EnvironmentRecord, type NewEnvironment, type Page, type Store, type WorkspaceRecord } from '../store/store.js';
+import type { Clock } from './clock.js';
+import { LruMap } from './lru-map.js';
+
+/** An environment resolved from a request, with the AAD binding every ciphertext in it carries. */
+export interface EnvironmentContext {
+  readonly workspaceId: string;
+  readonly environment: EnvironmentRecord;
+  /** bindingBytes({workspaceId, environmentId}) — precomputed for the hot path. */
+  readonly binding: Buffer;
+}
+
+export interface WorkspaceView extends WorkspaceRecord {
+  readonly environments: readonly EnvironmentRecord[];
+}
+
+export const FIRST_ENVIRONMENT = 'production';
+
+export interface WorkspaceServiceDeps {
+  readonly store: Pick<
+    Store,
+    'createWorkspace' | 'getWorkspace' | 'listWorkspaces' | 'createEnvironment' | 'listEnvironments' | 'getEnvironmentByName'
+  >;
+  readonly providers: Pick<ProviderRegistry, 'forCmk'>;
+  readonly platform: { provision(identity: { cmkId: string; environmentId: string }): PlatformConfig };
+  readonly clock: Clock;
+}
+
+export type WorkspaceService = ReturnType<typeof createWorkspaceService>;
+
+export function createWorkspaceService(deps: WorkspaceServiceDeps) {
+  const { store, providers, platform, clock } = deps;
+  // (workspace, environment name) → context. Environments are never renamed, so this only grows stale
+  // if an environment is deleted, which issue 5's crypto-shredding will handle by evicting.
+  const resolved = new LruMap<string, EnvironmentContext>(10_000);
+
+  /** A new environment with a fresh platform-managed CMK and an EK wrapped by it. */
+  async function provisionEnvironment(workspaceId: string, name: string): Promise<NewEnvironment> {
+    const createdAt = new Date(clock.now());
+    const environment: EnvironmentRecord = { id: newId(), workspaceId, name, createdAt };
+    const cmkId = newId();
+    const cmk = {
+      id: cmkId,
+      environmentId: environment.id,
+      provider: PLATFORM_PROVIDER,
+      config: { ...platform.provision({ cmkId, environmentId: environment.id }) },
+      state: 'active' as const,
+      createdAt,
+    };
+    const ekId = newId();
+    const ekMaterial = randomKey();
+    try {
+      const aad = ekWrapAad({ environmentId: environment.id, ekId, cmkId });
+      const { ciphertext, keyVersion } = await providers.forCmk(cmk).wrap(ekMaterial, aad);
+      return {
+        environment,
+        cmk,
+        ek: {
+          id: ekId,
+          environmentId: environment.id,
+          kind: 'ek',
+          scopeId: null,
+          hourStart: null,
+          parentId: cmkId,
+          wrapped: ciphertext,
+          wrappingKeyVersion: keyVersion,
+          state: 'active',
+          createdAt,
+        },
+      };
+    } finally {
+      zeroize(ekMaterial);
+    }
+  }
+
+  async function getWorkspace(id: string): Promise<WorkspaceView> {
+    const workspace = await store.getWorkspace(id);
+    if (!workspace) throw new KeystrataError('workspace_not_found', `Workspace ${id} does not exist.`);
+    return { ...workspace, environments: await store.listEnvironments(id) };
+  }
+
+  return {
+    async createWorkspace(name: string): Promise<WorkspaceView> {
+      const workspace: WorkspaceRecord = { id: newId(), name, createdAt: new Date(clock.now()) };
+      const first = await provisionEnvironment(workspace.id, FIRST_ENVIRONMENT);
+      await store.createWorkspace(workspace, first);
+      return { ...workspace, environments: [first.environment] };
+    },
+
+    getWorkspace,
+
+    listWorkspaces(options: { limit: number; cursor?: string | undefined }): Promise<Page<WorkspaceRecord>> {
+      return store.listWorkspaces(options);
+    },
+
+    async createEnvironment(workspaceId: string, name: string): Promise<EnvironmentRecord> {
+      await getWorkspace(workspaceId);
+      const created = await provisionEnvironment(workspaceId, name);
+      try {
+        await store.createEnvironment(created);
+      } catch (error) {
+        if (error instanceof StoreConflictError) {
+          throw new KeystrataError('already_exists', `Workspace ${workspaceId} already has an environment named "${name}".`);
+        }
+        throw error;
+      }
+      return created.environment;
+    },
+
+    /** The environment `name` of workspace `workspaceId`, or 404 (workspace first, then environment). */
+    async resolveEnvironment(workspaceId: string, name: string): Promise<EnvironmentContext> {
+      const cacheKey = `${workspaceId}\0${name}`;
+      const cached = resolved.get(cacheKey);
+      if (cached) return cached;
+      const environment = await store.getEnvironmentByName(workspaceId, name);
+      if (!environment) {
+        await getWorkspace(workspaceId);
+        throw new KeystrataError('environment_not_found', `Workspace ${workspaceId} has no environment named "${name}".`);
+      }
+      const context: EnvironmentContext = Object.freeze({
+        workspaceId,
+        environment,
+        binding: bindingBytes({ workspaceId, environmentId: environment.id }),
+      });
+      resolved.set(cacheKey, context);
+      return context;
+    },
+  };
+}
