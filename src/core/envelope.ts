@@ -136,5 +136,9 @@ export function envelopeFromText(text: string): Buffer | undefined {
   const body = text.slice(ENVELOPE_PREFIX.length);
   // Node's decoder silently skips invalid characters; a strict check keeps one text per envelope.
   if (body.length % 4 === 1 || !BASE64URL.test(body)) return undefined;
-  return Buffer.from(body, 'base64url');
+  const binary = Buffer.from(body, 'base64url');
+  // It also ignores the unused low bits of the last character ("AB" and "AA" both decode to 0x00):
+  // only the canonical encoding is accepted.
+  if (binary.toString('base64url') !== body) return undefined;
+  return binary;
 }

@@ -10,7 +10,9 @@ export type KeyContext = Readonly<Record<string, string>>;
  */
 export function canonicalContext(context: KeyContext): string {
   const sorted = Object.keys(context).sort();
-  return JSON.stringify(Object.fromEntries(sorted.map((key) => [key, context[key]])));
+  // Serialised pair by pair: an object rebuilt from the sorted entries would list integer-like keys
+  // ("2", "10") first, in numeric order, whatever order they were inserted in.
+  return `{${sorted.map((key) => `${JSON.stringify(key)}:${JSON.stringify(context[key])}`).join(',')}}`;
 }
 
 /** SHA-256 of the canonical context: the 32 bytes bound into every ciphertext made under it. */
