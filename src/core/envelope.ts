@@ -57,7 +57,11 @@ export function bindingBytes(binding: EnvelopeBinding): Buffer {
   return Buffer.concat([idToBytes(binding.workspaceId), idToBytes(binding.environmentId), digest]);
 }
 
+const LONE_SURROGATE = /\p{Cs}/u;
+
 function encodeHeader(header: EnvelopeHeader, out: Buffer): number {
+  // UTF-8 encoding would turn a lone surrogate into U+FFFD, giving two scope ids one encoding.
+  if (LONE_SURROGATE.test(header.scopeId)) throw new RangeError('scope id is not well-formed Unicode');
   const scopeId = Buffer.from(header.scopeId, 'utf8');
   if (scopeId.length > MAX_SCOPE_ID_BYTES) throw new RangeError('scope id too long');
   out[0] = ENVELOPE_VERSION;

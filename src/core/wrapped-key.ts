@@ -45,3 +45,13 @@ export function unwrapKey(parentKey: Uint8Array, wrapped: Uint8Array, binding: W
   if (wrapped.length !== WRAPPED_KEY_LENGTH || wrapped[0] !== WRAPPED_KEY_VERSION) return undefined;
   return open(parentKey, wrapped.subarray(1), wrapAad(binding));
 }
+
+const EK_LABEL = Buffer.from('ks-ek\0', 'latin1');
+
+/**
+ * AAD for wrapping an environment key with its CMK (by whichever provider holds the CMK): binds
+ * the EK to its environment, its own id and the CMK, so an EK row cannot be replayed elsewhere.
+ */
+export function ekWrapAad(binding: { readonly environmentId: string; readonly ekId: string; readonly cmkId: string }): Buffer {
+  return Buffer.concat([EK_LABEL, idToBytes(binding.environmentId), idToBytes(binding.ekId), idToBytes(binding.cmkId)]);
+}

@@ -6,7 +6,10 @@ import { Type, type Static, type TSchema } from '@sinclair/typebox';
  * from what the server accepts.
  */
 
-const NO_CONTROL_CHARS = '^[^\\u0000-\\u001f\\u007f]+$';
+// No control characters and no lone UTF-16 surrogates (ajv compiles patterns with the "u" flag, so
+// a valid surrogate pair is one code point outside the excluded range). A lone surrogate would be
+// encoded as U+FFFD in a ks1 header, making two different scope ids share one ciphertext scope.
+const NO_CONTROL_CHARS = '^[^\\u0000-\\u001f\\u007f\\ud800-\\udfff]+$';
 
 export const Id = Type.String({ format: 'uuid', description: 'A UUID.' });
 export const Timestamp = Type.String({ format: 'date-time' });

@@ -330,3 +330,16 @@ describe('independent implementation from docs/envelope.md (node:crypto only)', 
     expect(opened).toEqual(plaintext);
   });
 });
+
+describe('sealEnvelope refuses scope ids that are not well-formed Unicode', () => {
+  it('throws on a lone surrogate instead of sealing it as U+FFFD', async () => {
+    const { sealEnvelope: seal, bindingBytes: bind } = await import('../../src/core/envelope.js');
+    const key = Buffer.alloc(32, 7);
+    const binding = bind({ workspaceId: '11111111-1111-4111-8111-111111111111', environmentId: '22222222-2222-4222-8222-222222222222' });
+    const header = { scopeKind: 'job' as const, keyId: '33333333-3333-4333-8333-333333333333' };
+    expect(() => seal(key, { ...header, scopeId: 'job-\ud800' }, binding, Buffer.from('x'))).toThrow(RangeError);
+    expect(() => seal(key, { ...header, scopeId: 'job-\udc00x' }, binding, Buffer.from('x'))).toThrow(RangeError);
+    // A well-formed astral character (a surrogate pair) is fine.
+    expect(seal(key, { ...header, scopeId: 'job-\ud83d\udd11' }, binding, Buffer.from('x')).length).toBeGreaterThan(0);
+  });
+});

@@ -1,0 +1,123 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { loadConfig, type Config } from '../../src/config.js';
+import { buildApp } from '../../src/http/app.js';
+import type { App } from '../../src/http/types.js';
+import type { Clock } from '../../src/service/clock.js';
+import { openKeystrata, sqlitePath, type Keystrata } from '../../src/service/keystrata.js';
+import { openStore } from '../../src/store/open-store.js';
+import type { Store } from '../../src/store/store.js';
+
+/**
+ * One way for every test to get a keystrata: a fresh data directory, a fresh store (SQLite file or
+ * a private PostgreSQL schema), the HTTP app for inject(), and a known admin token.
+ */
+
+export type StoreKind = 'sqlite' | 'postgres';
+
+export const TEST_DATABASE_URL = process.env.KEYSTRATA_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+
+/** Backends to run store-dependent suites on: KEYSTRATA_TEST_STORES=sqlite,postgres (default both). */
+export function testStores(): readonly StoreKind[] {
+  const raw = process.env.KEYSTRATA_TEST_STORES;
+  if (!raw) return ['sqlite', 'postgres'];
+  return raw.split(',').map((s) => s.trim()).filter((s): s is StoreKind => s === 'sqlite' || s === 'postgres');
+}
+
+export const TEST_ADMIN_TOKEN = 'test-admin-token-' + 'a'.repeat(32);
+
+export interface TestStoreHandle {
+  readonly kind: StoreKind;
+  readonly dataDir: string;
+  /** Set for postgres: the private schema. */
+  readonly schema: string | undefined;
+  open(): Promise<Store>;
+  /** Remove the data directory and drop the schema. */
+  destroy(): Promise<void>;
+}
+
+/** A place for a store that can be opened (and reopened, to test restarts) several times. */
+export function testStoreHandle(kind: StoreKind): TestStoreHandle {
+  const dataDir = mkdtempSync(join(tmpdir(), 'keystrata-test-'));
+  const schema = kind === 'postgres' ? `ks_test_${randomBytes(6).toString('hex')}` : undefined;
+  return {
+    kind,
+    dataDir,
+    schema,
+    open: () =>
+      openStore(
+        kind === 'postgres'
+          ? { databaseUrl: TEST_DATABASE_URL, sqlitePath: '', postgresSchema: schema }
+          : { sqlitePath: sqlitePath({ dataDir }) },
+      ),
+    async destroy() {
+      rmSync(dataDir, { recursive: true, force: true });
+      if (schema !== undefined) {
+        const client = new pg.Client({ connectionString: TEST_DATABASE_URL });
+        await client.connect();
+        try {
+          await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+        } finally {
+          await client.end();
+        }
+      }
+    },
+  };
+}
+
+export interface TestKeystrata {
+  readonly ks: Keystrata;
+  readonly app: App;
+  readonly config: Config;
+  readonly handle: TestStoreHandle;
+  readonly token: string;
+  /** Authorization header for inject(). */
+  readonly auth: { readonly authorization: string };
+  /** Close app and keystrata (the data stays: reopen with openTestKeystrata({ handle })). */
+  close(): Promise<void>;
+  /** Close and delete everything. */
+  destroy(): Promise<void>;
+}
+
+export interface TestKeystrataOptions {
+  readonly store?: StoreKind;
+  /** Reuse an existing data directory / schema (restart tests). */
+  readonly handle?: TestStoreHandle;
+  readonly clock?: Clock;
+  /** Extra environment variables for loadConfig. */
+  readonly env?: Readonly<Record<string, string>>;
+}
+
+export async function openTestKeystrata(options: TestKeystrataOptions = {}): Promise<TestKeystrata> {
+  const handle = options.handle ?? testStoreHandle(options.store ?? 'sqlite');
+  const config = loadConfig(
+    { KEYSTRATA_DATA_DIR: handle.dataDir, KEYSTRATA_ADMIN_TOKEN: TEST_ADMIN_TOKEN, KEYSTRATA_LOG_LEVEL: 'silent', ...options.env },
+    handle.dataDir,
+  );
+  const ks = await openKeystrata(config, { store: await handle.open(), ...(options.clock ? { clock: options.clock } : {}) });
+  const app = await buildApp(ks, config);
+  await app.ready();
+  let closed = false;
+  const close = async () => {
+    if (closed) return;
+    closed = true;
+    await app.close();
+    await ks.close();
+  };
+  return {
+    ks,
+    app,
+    config,
+    handle,
+    token: TEST_ADMIN_TOKEN,
+    auth: { authorization: `Bearer ${TEST_ADMIN_TOKEN}` },
+    close,
+    async destroy() {
+      await close();
+      await handle.destroy();
+    },
+  };
+}
