@@ -1,0 +1,174 @@
+/**
+ * Request and response shapes of the keystrata HTTP API (docs/api-contract-draft.md).
+ *
+ * These are declared here rather than imported from the server so that the SDK can be published on
+ * its own with no runtime dependencies. Timestamps are ISO-8601 strings, exactly as sent on the wire.
+ */
+
+/** What a ciphertext produced by `encrypt` is bound to; decrypting under another scope fails. */
+export type ScopeType = 'job' | 'event' | 'connection' | 'log';
+
+/** The unit of data a ciphertext belongs to, e.g. `{ type: 'job', id: 'job_42' }`. */
+export interface Scope {
+  readonly type: ScopeType;
+  readonly id: string;
+}
+
+/** An environment of a workspace (development, production …). Nothing crosses environments. */
+export interface Environment {
+  readonly id: string;
+  readonly name: string;
+  readonly createdAt: string;
+}
+
+/** A workspace as listed: without its environments. */
+export interface WorkspaceSummary {
+  readonly id: string;
+  readonly name: string;
+  readonly createdAt: string;
+}
+
+/** A workspace (one tenant) with its environments. */
+export interface Workspace extends WorkspaceSummary {
+  readonly environments: readonly Environment[];
+}
+
+/** One page of a paginated listing; pass `nextCursor` back as `cursor` to get the next page. */
+export interface Page<T> {
+  readonly items: readonly T[];
+  readonly nextCursor: string | null;
+}
+
+/** Pagination options of listing calls. */
+export interface PageOptions {
+  /** Largest number of items to return; the server applies its own upper bound. */
+  readonly limit?: number;
+  /** The `nextCursor` of the previous page. */
+  readonly cursor?: string;
+}
+
+/** The customer main key of an environment (never any secret configuration). */
+export interface CmkInfo {
+  readonly id: string;
+  readonly provider: string;
+  readonly state: string;
+  readonly createdAt: string;
+}
+
+/** Status of an environment's key hierarchy. */
+export interface KeyStatus {
+  readonly environment: { readonly id: string; readonly name: string };
+  readonly cmk: CmkInfo;
+  readonly ek: {
+    readonly id: string;
+    readonly state: string;
+    readonly createdAt: string;
+    readonly wrappingKeyVersion: string | number | null;
+  };
+  readonly hourly: {
+    readonly periodSeconds: number;
+    readonly current: { readonly id: string; readonly hourStart: string; readonly state: string } | null;
+  };
+  readonly counts: {
+    readonly ek: number;
+    readonly hourly: number;
+    readonly job: number;
+    readonly connection: number;
+    readonly log: number;
+    readonly context: number;
+  };
+  readonly cache: { readonly hits: number; readonly misses: number; readonly entries: number };
+}
+
+/** Input of {@link KeystrataClient.encrypt}. A string plaintext is encoded as UTF-8. */
+export interface EncryptRequest {
+  readonly scope: Scope;
+  readonly plaintext: Uint8Array | string;
+}
+
+/** Output of {@link KeystrataClient.encrypt}. */
+export interface EncryptResult {
+  /** The self-describing `ks1:` envelope; store it as is. */
+  readonly ciphertext: string;
+  /** Id of the key that encrypted it (informational). */
+  readonly keyId: string;
+}
+
+/** Input of {@link KeystrataClient.decrypt}. */
+export interface DecryptRequest {
+  readonly ciphertext: string;
+  /** When given, the server also checks that the ciphertext belongs to this scope. */
+  readonly scope?: Scope;
+}
+
+/** Output of {@link KeystrataClient.decrypt}. */
+export interface DecryptResult {
+  readonly plaintext: Uint8Array;
+  readonly scope: Scope;
+}
+
+/** A key context: a flat object of strings, e.g. `{ organization_id: 'org_1' }`. */
+export type KeyContext = Readonly<Record<string, string>>;
+
+/** Free-form, non-secret metadata of a vault object. */
+export type ObjectMetadata = Readonly<Record<string, unknown>>;
+
+/** A vault object as listed, created or updated: without its value. */
+export interface VaultObject {
+  readonly id: string;
+  readonly name: string;
+  readonly version: number;
+  readonly context: KeyContext;
+  readonly metadata: ObjectMetadata;
+  readonly createdAt: string;
+  readonly updatedAt: string;
+}
+
+/** A vault object as read: with its (decrypted) value. */
+export interface VaultObjectWithValue extends VaultObject {
+  readonly value: string;
+}
+
+/** Input of {@link KeystrataClient.createObject}. */
+export interface CreateObjectRequest {
+  readonly name: string;
+  readonly value: string;
+  readonly context: KeyContext;
+  readonly metadata?: ObjectMetadata;
+}
+
+/** Input of {@link KeystrataClient.updateObject}. */
+export interface UpdateObjectRequest {
+  readonly value: string;
+  /** The version you read; the update fails with `version_conflict` (409) if it moved on. */
+  readonly expectedVersion: number;
+  readonly metadata?: ObjectMetadata;
+}
+
+/** One version of a vault object. */
+export interface ObjectVersion {
+  readonly version: number;
+  readonly createdAt: string;
+}
+
+/** Output of {@link KeystrataClient.listObjectVersions}, newest first. */
+export interface ObjectVersionList {
+  readonly items: readonly ObjectVersion[];
+}
+
+/** Output of {@link KeystrataClient.health}. */
+export interface Health {
+  readonly status: string;
+  readonly store: string;
+}
+
+/** The error body every failed API call answers with. */
+export interface ApiErrorBody {
+  readonly error: {
+    readonly code: string;
+    readonly message: string;
+    readonly requestId: string;
+    readonly field?: string;
+    readonly details?: Readonly<Record<string, unknown>>;
+  };
+}

@@ -1,0 +1,103 @@
+import { InvalidArgumentError, Option, type Command } from 'commander';
+import { KeystrataClient, type Scope, type ScopeType } from '../../sdk/index.js';
+import { UsageError } from './errors.js';
+import type { CliIo } from './io.js';
+import type { OutputFormat } from './output.js';
+
+export const DEFAULT_URL = 'http://127.0.0.1:8200';
+
+/** Options every client verb takes. */
+export interface ConnectionOptions {
+  readonly url?: string;
+  readonly token?: string;
+}
+
+export interface FormatOptions {
+  readonly output: OutputFormat;
+}
+
+/**
+ * Adds --url and --token (and --output when the verb has a choice of format). The token's default
+ * is resolved at run time, not declared here, so that `--help` can never display it.
+ */
+export function withConnection(command: Command, defaultFormat?: OutputFormat): Command {
+  command
+    .option('--url <url>', `server address (default: $KEYSTRATA_URL, else ${DEFAULT_URL})`)
+    .option(
+      '--token <token>',
+      'API token (default: $KEYSTRATA_TOKEN; prefer the variable: arguments are visible to other local users)',
+    );
+  if (defaultFormat !== undefined) {
+    command.addOption(new Option('-o, --output <format>', 'output format').choices(['json', 'text']).default(defaultFormat));
+  }
+  return command;
+}
+
+/** An SDK client from the options, falling back to KEYSTRATA_URL / KEYSTRATA_TOKEN. */
+export function connect(options: ConnectionOptions, io: CliIo): KeystrataClient {
+  const token = nonEmpty(options.token) ?? nonEmpty(io.env.KEYSTRATA_TOKEN);
+  if (token === undefined) throw new UsageError('no API token: pass --token or set KEYSTRATA_TOKEN');
+  const baseUrl = nonEmpty(options.url) ?? nonEmpty(io.env.KEYSTRATA_URL) ?? DEFAULT_URL;
+  try {
+    return new KeystrataClient({ baseUrl, token });
+  } catch (err) {
+    // The SDK's option errors never contain the token; they are the user's to fix.
+    throw new UsageError(err instanceof Error ? err.message : String(err));
+  }
+}
+
+function nonEmpty(value: string | undefined): string | undefined {
+  return value === undefined || value === '' ? undefined : value;
+}
+
+const SCOPE_TYPES: readonly ScopeType[] = ['job', 'event', 'connection', 'log'];
+
+/** Parses `type:id` (e.g. `job:job_42`); the id may itself contain colons. */
+export function parseScope(value: string): Scope {
+  const colon = value.indexOf(':');
+  const type = value.slice(0, colon);
+  const id = value.slice(colon + 1);
+  if (colon < 0 || !(SCOPE_TYPES as readonly string[]).includes(type) || id === '') {
+    throw new InvalidArgumentError(`expected <type>:<id> with type one of ${SCOPE_TYPES.join(', ')} (e.g. job:job_42).`);
+  }
+  return { type: type as ScopeType, id };
+}
+
+/** Collects repeated `--context key=value` into one flat object. */
+export function collectContext(value: string, previous: Readonly<Record<string, string>> = {}): Record<string, string> {
+  const eq = value.indexOf('=');
+  if (eq <= 0) throw new InvalidArgumentError('expected key=value (e.g. organization_id=org_1).');
+  const key = value.slice(0, eq);
+  if (Object.hasOwn(previous, key)) throw new InvalidArgumentError(`the key "${key}" is given twice.`);
+  return { ...previous, [key]: value.slice(eq + 1) };
+}
+
+/** Parses a JSON object (for --metadata). */
+export function parseJsonObject(value: string): Record<string, unknown> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(value);
+  } catch {
+    throw new InvalidArgumentError('expected a JSON object, e.g. \'{"team":"payments"}\'.');
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new InvalidArgumentError('expected a JSON object, e.g. \'{"team":"payments"}\'.');
+  }
+  return parsed as Record<string, unknown>;
+}
+
+/** Parses a whole number from `min` upwards (limits, versions). */
+export function integerFrom(min: number): (value: string) => number {
+  return (value) => {
+    const n = Number(value);
+    if (!/^\d+$/.test(value) || !Number.isSafeInteger(n) || n < min) {
+      throw new InvalidArgumentError(`expected a whole number of at least ${min}.`);
+    }
+    return n;
+  };
+}
+
+/** Commander help text: an "Examples:" block. */
+export function examples(...lines: readonly string[]): string {
+  return `\nExamples:\n${lines.map((line) => `  $ ${line}`).join('\n')}\n`;
+}
