@@ -127,8 +127,6 @@ export function openEnvelope(key: Uint8Array, parsed: ParsedEnvelope, binding: U
   return open(key, parsed.sealed, aadFor(parsed.headerBytes, binding));
 }
 
-const BASE64URL = /^[A-Za-z0-9_-]*$/;
-
 /** "ks1:" + base64url. */
 export function envelopeToText(binary: Buffer): string {
   return ENVELOPE_PREFIX + binary.toString('base64url');
@@ -138,11 +136,11 @@ export function envelopeToText(binary: Buffer): string {
 export function envelopeFromText(text: string): Buffer | undefined {
   if (!text.startsWith(ENVELOPE_PREFIX)) return undefined;
   const body = text.slice(ENVELOPE_PREFIX.length);
-  // Node's decoder silently skips invalid characters; a strict check keeps one text per envelope.
-  if (body.length % 4 === 1 || !BASE64URL.test(body)) return undefined;
+  if (body.length % 4 === 1) return undefined;
   const binary = Buffer.from(body, 'base64url');
-  // It also ignores the unused low bits of the last character ("AB" and "AA" both decode to 0x00):
-  // only the canonical encoding is accepted.
+  // Node's decoder skips characters outside the alphabet, also accepts "+", "/" and "=", and
+  // ignores the unused low bits of the last character ("AB" and "AA" both decode to 0x00).
+  // Re-encoding and comparing rejects all of those at once: one envelope has exactly one text.
   if (binary.toString('base64url') !== body) return undefined;
   return binary;
 }

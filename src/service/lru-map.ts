@@ -1,10 +1,14 @@
 /**
- * A Map bounded to `maxEntries`, dropping the least recently used entry first. `onEvict` sees
- * every value that leaves the map by eviction, delete or clear, so owners of secret values can
- * wipe them.
+ * A Map bounded to `maxEntries` that evicts approximately least-recently-used entries (the CLOCK
+ * / second-chance policy): a hit only sets a flag, and eviction walks from the oldest entry,
+ * giving flagged entries one more round. Exact LRU would re-insert the key on every hit, which
+ * costs more on the hot path than the cache saves.
+ *
+ * `onEvict` sees every value that leaves the map by eviction, delete or clear, so owners of secret
+ * values can wipe them.
  */
 export class LruMap<K, V> {
-  private readonly map = new Map<K, V>();
+  private readonly map = new Map<K, { value: V; referenced: boolean }>();
 
   constructor(
     private readonly maxEntries: number,
@@ -17,45 +21,57 @@ export class LruMap<K, V> {
     return this.map.size;
   }
 
-  /** The value, marked most recently used. */
+  /** The value, marked as recently used. */
   get(key: K): V | undefined {
-    const value = this.map.get(key);
-    if (value !== undefined) {
-      // Map keeps insertion order: re-inserting moves the key to the "newest" end.
-      this.map.delete(key);
-      this.map.set(key, value);
-    }
-    return value;
+    const slot = this.map.get(key);
+    if (slot === undefined) return undefined;
+    slot.referenced = true;
+    return slot.value;
   }
 
   set(key: K, value: V): void {
     const previous = this.map.get(key);
     if (previous !== undefined) {
       this.map.delete(key);
-      if (previous !== value) this.onEvict(previous, key);
+      if (previous.value !== value) this.onEvict(previous.value, key);
     }
-    this.map.set(key, value);
-    while (this.map.size > this.maxEntries) {
-      const oldest = this.map.keys().next();
-      if (oldest.done) break;
-      this.delete(oldest.value);
-    }
+    // Make room first, so the entry being added can never be the one evicted.
+    if (this.map.size >= this.maxEntries) this.evictOne();
+    this.map.set(key, { value, referenced: false });
   }
 
   delete(key: K): boolean {
-    const value = this.map.get(key);
-    if (value === undefined) return false;
+    const slot = this.map.get(key);
+    if (slot === undefined) return false;
     this.map.delete(key);
-    this.onEvict(value, key);
+    this.onEvict(slot.value, key);
     return true;
   }
 
   clear(): void {
-    for (const [key, value] of this.map) this.onEvict(value, key);
+    for (const [key, slot] of this.map) this.onEvict(slot.value, key);
     this.map.clear();
   }
 
   values(): IterableIterator<V> {
-    return this.map.values();
+    const slots = this.map.values();
+    return (function* () {
+      for (const slot of slots) yield slot.value;
+    })();
+  }
+
+  private evictOne(): void {
+    // Terminates: a Map iterator also visits entries re-inserted during the walk, and those come
+    // back with their flag cleared.
+    for (const [key, slot] of this.map) {
+      if (!slot.referenced) {
+        this.delete(key);
+        return;
+      }
+      // Second chance: move to the newest end with the flag cleared.
+      slot.referenced = false;
+      this.map.delete(key);
+      this.map.set(key, slot);
+    }
   }
 }
