@@ -1,0 +1,125 @@
+/**
+ * PostgreSQL schema. Timestamps are timestamptz (microsecond precision, so a JS Date round-trips
+ * exactly); JSON columns are jsonb; objects.name uses the "C" collation so names sort by code
+ * point, exactly as SQLite's BINARY collation does, whatever the database's locale.
+ */
+import type { PoolClient } from 'pg';
+import { pendingMigrations, type Migration } from '../migration.js';
+import { KEY_KINDS, KEY_STATES, sqlList } from '../rows.js';
+
+const KINDS = sqlList(KEY_KINDS);
+const STATES = sqlList(KEY_STATES);
+
+export const POSTGRES_MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    description: 'settings, workspaces, environments, cmks, keys, objects, object_versions',
+    sql: `
+CREATE TABLE settings (
+  name  text PRIMARY KEY,
+  value text NOT NULL
+);
+
+CREATE TABLE workspaces (
+  id         text PRIMARY KEY,
+  name       text NOT NULL,
+  created_at timestamptz NOT NULL
+);
+CREATE INDEX workspaces_created ON workspaces (created_at, id COLLATE "C");
+
+CREATE TABLE environments (
+  id           text PRIMARY KEY,
+  workspace_id text NOT NULL REFERENCES workspaces (id),
+  name         text NOT NULL,
+  created_at   timestamptz NOT NULL,
+  CONSTRAINT environments_workspace_id_name_key UNIQUE (workspace_id, name)
+);
+
+CREATE TABLE cmks (
+  id             text PRIMARY KEY,
+  environment_id text NOT NULL REFERENCES environments (id),
+  provider       text NOT NULL,
+  config         jsonb NOT NULL,
+  state          text NOT NULL CHECK (state IN (${STATES})),
+  created_at     timestamptz NOT NULL
+);
+CREATE INDEX cmks_environment ON cmks (environment_id);
+
+CREATE TABLE keys (
+  id                   text PRIMARY KEY,
+  environment_id       text NOT NULL REFERENCES environments (id),
+  kind                 text NOT NULL CHECK (kind IN (${KINDS})),
+  scope_id             text,
+  hour_start           bigint,
+  parent_id            text NOT NULL,
+  wrapped              bytea NOT NULL,
+  wrapping_key_version text,
+  state                text NOT NULL CHECK (state IN (${STATES})),
+  created_at           timestamptz NOT NULL,
+  -- A NULL would never collide in the unique indexes below, so the identity columns are required.
+  CHECK (kind <> 'hourly' OR hour_start IS NOT NULL),
+  CHECK (kind NOT IN ('job', 'connection', 'context') OR scope_id IS NOT NULL)
+);
+CREATE INDEX keys_environment_kind ON keys (environment_id, kind);
+CREATE UNIQUE INDEX keys_one_hourly ON keys (environment_id, hour_start) WHERE kind = 'hourly';
+CREATE UNIQUE INDEX keys_one_scoped ON keys (environment_id, kind, scope_id) WHERE kind IN ('job', 'connection', 'context');
+CREATE UNIQUE INDEX keys_one_active_log ON keys (environment_id) WHERE kind = 'log' AND state = 'active';
+CREATE UNIQUE INDEX keys_one_active_ek ON keys (environment_id) WHERE kind = 'ek' AND state = 'active';
+
+CREATE TABLE objects (
+  id             text PRIMARY KEY,
+  environment_id text NOT NULL REFERENCES environments (id),
+  name           text COLLATE "C" NOT NULL,
+  context        text NOT NULL,
+  context_key_id text NOT NULL,
+  metadata       jsonb NOT NULL,
+  version        integer NOT NULL CHECK (version >= 1),
+  created_at     timestamptz NOT NULL,
+  updated_at     timestamptz NOT NULL,
+  CONSTRAINT objects_environment_id_name_key UNIQUE (environment_id, name)
+);
+
+CREATE TABLE object_versions (
+  object_id        text NOT NULL REFERENCES objects (id) ON DELETE CASCADE,
+  version          integer NOT NULL,
+  data_key_id      text NOT NULL,
+  wrapped_data_key bytea NOT NULL,
+  ciphertext       bytea NOT NULL,
+  created_at       timestamptz NOT NULL,
+  PRIMARY KEY (object_id, version)
+);
+`,
+  },
+];
+
+/** Schema names are interpolated into SQL and connection options, so only plain identifiers pass. */
+export function checkSchemaName(schema: string): void {
+  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) {
+    throw new TypeError(`PostgreSQL schema name "${schema}" must match [a-z_][a-z0-9_]* (at most 63 characters)`);
+  }
+}
+
+/**
+ * Applies pending migrations in one transaction under an advisory lock, so that several nodes
+ * starting at once over one database migrate it exactly once: the others wait on the lock, then
+ * find nothing left to do. The lock is per schema, so test files in their own schemas do not wait
+ * for each other. The client's search_path must already name `schema`.
+ */
+export async function migratePostgres(client: PoolClient, schema: string | undefined): Promise<void> {
+  await client.query('BEGIN');
+  try {
+    await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`keystrata:migrate:${schema ?? ''}`]);
+    // Inside the lock: concurrent CREATE SCHEMA IF NOT EXISTS can still fail with a duplicate key.
+    if (schema !== undefined) await client.query(`CREATE SCHEMA IF NOT EXISTS "${schema}"`);
+    await client.query('CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL)');
+    const applied = await client.query<{ version: number }>('SELECT version FROM schema_migrations');
+    for (const migration of pendingMigrations(POSTGRES_MIGRATIONS, applied.rows.map((r) => r.version))) {
+      await client.query(migration.sql);
+      await client.query('INSERT INTO schema_migrations (version, applied_at) VALUES ($1, now())', [migration.version]);
+    }
+    await client.query('COMMIT');
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw error;
+  }
+}

@@ -1,0 +1,109 @@
+/**
+ * SQLite schema. Tables are STRICT so a Buffer can never be silently stored as text (or a
+ * timestamp as a string); timestamps are integer milliseconds since the epoch, which round-trip a
+ * JS Date exactly.
+ */
+import type Database from 'better-sqlite3';
+import { pendingMigrations, type Migration } from '../migration.js';
+import { KEY_KINDS, KEY_STATES, sqlList } from '../rows.js';
+
+const KINDS = sqlList(KEY_KINDS);
+const STATES = sqlList(KEY_STATES);
+
+export const SQLITE_MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    description: 'settings, workspaces, environments, cmks, keys, objects, object_versions',
+    sql: `
+CREATE TABLE settings (
+  name  TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+) STRICT;
+
+CREATE TABLE workspaces (
+  id         TEXT PRIMARY KEY,
+  name       TEXT NOT NULL,
+  created_at INTEGER NOT NULL
+) STRICT;
+CREATE INDEX workspaces_created ON workspaces (created_at, id);
+
+CREATE TABLE environments (
+  id           TEXT PRIMARY KEY,
+  workspace_id TEXT NOT NULL REFERENCES workspaces (id),
+  name         TEXT NOT NULL,
+  created_at   INTEGER NOT NULL,
+  UNIQUE (workspace_id, name)
+) STRICT;
+
+CREATE TABLE cmks (
+  id             TEXT PRIMARY KEY,
+  environment_id TEXT NOT NULL REFERENCES environments (id),
+  provider       TEXT NOT NULL,
+  config         TEXT NOT NULL,
+  state          TEXT NOT NULL CHECK (state IN (${STATES})),
+  created_at     INTEGER NOT NULL
+) STRICT;
+CREATE INDEX cmks_environment ON cmks (environment_id);
+
+CREATE TABLE keys (
+  id                   TEXT PRIMARY KEY,
+  environment_id       TEXT NOT NULL REFERENCES environments (id),
+  kind                 TEXT NOT NULL CHECK (kind IN (${KINDS})),
+  scope_id             TEXT,
+  hour_start           INTEGER,
+  parent_id            TEXT NOT NULL,
+  wrapped              BLOB NOT NULL,
+  wrapping_key_version TEXT,
+  state                TEXT NOT NULL CHECK (state IN (${STATES})),
+  created_at           INTEGER NOT NULL,
+  -- A NULL would never collide in the unique indexes below, so the identity columns are required.
+  CHECK (kind <> 'hourly' OR hour_start IS NOT NULL),
+  CHECK (kind NOT IN ('job', 'connection', 'context') OR scope_id IS NOT NULL)
+) STRICT;
+CREATE INDEX keys_environment_kind ON keys (environment_id, kind);
+CREATE UNIQUE INDEX keys_one_hourly ON keys (environment_id, hour_start) WHERE kind = 'hourly';
+CREATE UNIQUE INDEX keys_one_scoped ON keys (environment_id, kind, scope_id) WHERE kind IN ('job', 'connection', 'context');
+CREATE UNIQUE INDEX keys_one_active_log ON keys (environment_id) WHERE kind = 'log' AND state = 'active';
+CREATE UNIQUE INDEX keys_one_active_ek ON keys (environment_id) WHERE kind = 'ek' AND state = 'active';
+
+CREATE TABLE objects (
+  id             TEXT PRIMARY KEY,
+  environment_id TEXT NOT NULL REFERENCES environments (id),
+  name           TEXT NOT NULL,
+  context        TEXT NOT NULL,
+  context_key_id TEXT NOT NULL,
+  metadata       TEXT NOT NULL,
+  version        INTEGER NOT NULL CHECK (version >= 1),
+  created_at     INTEGER NOT NULL,
+  updated_at     INTEGER NOT NULL,
+  UNIQUE (environment_id, name)
+) STRICT;
+
+CREATE TABLE object_versions (
+  object_id        TEXT NOT NULL REFERENCES objects (id) ON DELETE CASCADE,
+  version          INTEGER NOT NULL,
+  data_key_id      TEXT NOT NULL,
+  wrapped_data_key BLOB NOT NULL,
+  ciphertext       BLOB NOT NULL,
+  created_at       INTEGER NOT NULL,
+  PRIMARY KEY (object_id, version)
+) STRICT;
+`,
+  },
+];
+
+/**
+ * Applies pending migrations in one IMMEDIATE transaction: the write lock is taken before the
+ * version table is read, so two processes opening the same file cannot both apply a migration.
+ */
+export function migrateSqlite(db: Database.Database): void {
+  db.transaction(() => {
+    db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL) STRICT');
+    const applied = db.prepare<[], { version: number }>('SELECT version FROM schema_migrations').all().map((r) => r.version);
+    const record = db.prepare<[number, number]>('INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)');
+    for (const migration of pendingMigrations(SQLITE_MIGRATIONS, applied)) {
+      db.exec(migration.sql);
+      record.run(migration.version, Date.now());
+    }
+  }).immediate();
+}

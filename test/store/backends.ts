@@ -1,0 +1,91 @@
+/**
+ * The store backends the contract suite runs against. Each test location is isolated: a fresh
+ * SQLite file in a temporary directory, or a fresh PostgreSQL schema dropped afterwards.
+ *
+ * KEYSTRATA_TEST_STORES=sqlite,postgres selects backends (default: both). PostgreSQL is at
+ * KEYSTRATA_TEST_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/test); when it is not
+ * reachable its tests fail — leaving it out is a decision the user makes with the variable above.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import pg from 'pg';
+import { openStore } from '../../src/store/open-store.js';
+import type { Store } from '../../src/store/store.js';
+
+export interface StoreLocation {
+  /** Opens (and migrates) a store on this location; may be called several times. */
+  open(): Promise<Store>;
+  /** The versions recorded in schema_migrations, read directly from the database. */
+  appliedMigrations(): Promise<number[]>;
+  destroy(): Promise<void>;
+}
+
+export interface StoreBackend {
+  readonly name: 'sqlite' | 'postgres';
+  newLocation(): Promise<StoreLocation>;
+}
+
+export const TEST_DATABASE_URL = process.env['KEYSTRATA_TEST_DATABASE_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test';
+
+const sqlite: StoreBackend = {
+  name: 'sqlite',
+  async newLocation() {
+    const dir = await mkdtemp(join(tmpdir(), 'keystrata-store-'));
+    // A directory that does not exist yet: opening must create it.
+    const path = join(dir, 'data', 'keystrata.db');
+    return {
+      open: () => openStore({ sqlitePath: path }),
+      async appliedMigrations() {
+        const db = new Database(path, { readonly: true });
+        try {
+          return db.prepare<[], { version: number }>('SELECT version FROM schema_migrations ORDER BY version').all().map((r) => r.version);
+        } finally {
+          db.close();
+        }
+      },
+      destroy: () => rm(dir, { recursive: true, force: true }),
+    };
+  },
+};
+
+async function withClient<T>(work: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: TEST_DATABASE_URL, connectionTimeoutMillis: 5_000 });
+  await client.connect();
+  try {
+    return await work(client);
+  } finally {
+    await client.end();
+  }
+}
+
+const postgres: StoreBackend = {
+  name: 'postgres',
+  async newLocation() {
+    const schema = `keystrata_test_${randomBytes(6).toString('hex')}`;
+    return {
+      open: () => openStore({ databaseUrl: TEST_DATABASE_URL, sqlitePath: '/nonexistent/unused.db', postgresSchema: schema }),
+      appliedMigrations: () =>
+        withClient(async (client) => {
+          const result = await client.query<{ version: number }>(`SELECT version FROM "${schema}".schema_migrations ORDER BY version`);
+          return result.rows.map((r) => r.version);
+        }),
+      destroy: () => withClient(async (client) => void (await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`))),
+    };
+  },
+};
+
+const ALL: readonly StoreBackend[] = [sqlite, postgres];
+
+function selected(): readonly StoreBackend[] {
+  const raw = process.env['KEYSTRATA_TEST_STORES'];
+  if (raw === undefined || raw.trim() === '') return ALL;
+  const names = raw.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  const unknown = names.filter((n) => !ALL.some((b) => b.name === n));
+  if (unknown.length > 0) throw new Error(`KEYSTRATA_TEST_STORES names unknown store(s): ${unknown.join(', ')} (known: sqlite, postgres)`);
+  return ALL.filter((b) => names.includes(b.name));
+}
+
+export const BACKENDS = selected();

@@ -1,0 +1,67 @@
+import { describe, expect, it } from 'vitest';
+import { key, newObject, newWorkspace, objectVersion, wrappedKey } from '../fixtures.js';
+import type { ContractContext } from './context.js';
+
+/** Exact round trips of Dates and Buffers; reopening and migrating. */
+export function persistenceContract(ctx: ContractContext): void {
+  describe('round trips', () => {
+    it('Dates round-trip exactly at millisecond precision', async () => {
+      for (const when of [new Date(Date.UTC(1999, 11, 31, 23, 59, 59, 999)), new Date(1), new Date(Date.UTC(2100, 5, 15, 12, 0, 0, 1))]) {
+        const { workspace, first } = newWorkspace('dates', when);
+        await ctx.store.createWorkspace(workspace, first);
+        expect((await ctx.store.getWorkspace(workspace.id))!.createdAt.getTime()).toBe(when.getTime());
+        expect((await ctx.store.getActiveEk(first.environment.id))!.createdAt.getTime()).toBe(when.getTime());
+        const { object, version } = newObject(first.environment.id, 'o', when);
+        await ctx.store.createObject(object, version);
+        expect(await ctx.store.getObject(first.environment.id, object.id)).toEqual(object);
+        expect((await ctx.store.getObjectVersion(object.id, 1))!.createdAt.getTime()).toBe(when.getTime());
+      }
+    });
+
+    it('Buffers round-trip byte-exact, zero bytes and empty buffers included', async () => {
+      const env = await ctx.freshEnvironment();
+      const everyByte = Buffer.from(Array.from({ length: 256 }, (_, i) => i));
+      const zeros = Buffer.concat([Buffer.alloc(8), wrappedKey(), Buffer.alloc(8)]);
+      const k = key(env.id, 'context', { scopeId: 'a'.repeat(64), wrapped: zeros });
+      expect((await ctx.store.insertKeyIfAbsent(k)).wrapped.equals(zeros)).toBe(true);
+      expect((await ctx.store.getKey(env.id, k.id))!.wrapped.equals(zeros)).toBe(true);
+      const { object } = newObject(env.id, 'bytes');
+      const version = { ...objectVersion(object.id, 1), wrappedDataKey: Buffer.alloc(0), ciphertext: everyByte };
+      await ctx.store.createObject(object, version);
+      const stored = (await ctx.store.getObjectVersion(object.id, 1))!;
+      expect(Buffer.isBuffer(stored.ciphertext)).toBe(true);
+      expect(stored.ciphertext.equals(everyByte)).toBe(true);
+      expect(stored.wrappedDataKey.length).toBe(0);
+    });
+  });
+
+  describe('opening and migrating', () => {
+    it('reopening keeps the data; concurrent and repeated opens migrate once', async () => {
+      const l = await ctx.freshLocation();
+      const firstStore = await l.open();
+      const { workspace, first } = newWorkspace('durable');
+      await firstStore.createWorkspace(workspace, first);
+      await firstStore.putSetting('root-check', 'abc');
+      await firstStore.close();
+      const reopened = await Promise.all([l.open(), l.open(), l.open()]);
+      try {
+        for (const s of reopened) {
+          expect(await s.getWorkspace(workspace.id)).toEqual(workspace);
+          expect(await s.getSetting('root-check')).toBe('abc');
+        }
+      } finally {
+        for (const s of reopened) await s.close();
+      }
+      const versions = await l.appliedMigrations();
+      expect(versions.length).toBeGreaterThan(0);
+      expect(versions).toEqual(versions.map((_, i) => i + 1));
+    });
+
+    it('concurrent first opens of an empty database all succeed', async () => {
+      const l = await ctx.freshLocation();
+      const stores = await Promise.all(Array.from({ length: 4 }, () => l.open()));
+      for (const s of stores) await s.close();
+      expect((await l.appliedMigrations()).length).toBeGreaterThan(0);
+    });
+  });
+}
