@@ -1,5 +1,6 @@
-import { createCipheriv, createDecipheriv, randomFillSync } from 'node:crypto';
+import { createCipheriv, createDecipheriv } from 'node:crypto';
 import { KEY_LENGTH } from './bytes.js';
+import { fillNonce } from './nonce.js';
 
 /** AES-256-GCM with a random 96-bit nonce and a 128-bit tag. */
 export const NONCE_LENGTH = 12;
@@ -23,7 +24,7 @@ export function sealInto(
 ): number {
   if (key.length !== KEY_LENGTH) throw new RangeError('AES-256-GCM needs a 32-byte key');
   const nonce = out.subarray(offset, offset + NONCE_LENGTH);
-  randomFillSync(nonce);
+  fillNonce(nonce);
   const cipher = createCipheriv('aes-256-gcm', key, nonce, { authTagLength: TAG_LENGTH });
   cipher.setAAD(aad);
   const body = cipher.update(plaintext);

@@ -18,6 +18,10 @@ export type AppOptions = Pick<Config, 'bodyLimitBytes' | 'logLevel'>;
 
 /** Build the HTTP app over an opened Keystrata. Tests drive it with inject(); server.ts listens. */
 export async function buildApp(ks: Keystrata, options: AppOptions): Promise<App> {
+  // Request ids: a random per-process prefix and a counter. Unique across nodes and restarts
+  // without a CSPRNG call per request (they are identifiers, not secrets).
+  const requestIdPrefix = `req_${randomBytes(6).toString('hex')}_`;
+  let requestCounter = 0;
   const app = Fastify({
     logger:
       options.logLevel === 'silent'
@@ -28,7 +32,7 @@ export async function buildApp(ks: Keystrata, options: AppOptions): Promise<App>
             redact: ['req.headers.authorization', 'headers.authorization'],
           },
     bodyLimit: options.bodyLimitBytes,
-    genReqId: () => `req_${randomBytes(8).toString('hex')}`,
+    genReqId: () => requestIdPrefix + (requestCounter++).toString(36),
     // Strict validation: unknown fields are errors (not silently dropped), and no type coercion —
     // "1" is not 1. allErrors stays off so a hostile body cannot make validation expensive.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
@@ -49,6 +53,9 @@ export async function buildApp(ks: Keystrata, options: AppOptions): Promise<App>
     refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
   });
   for (const schema of SHARED_SCHEMAS) app.addSchema(schema);
+  // The API speaks JSON only. Fastify also parses text/plain by default, which would turn a
+  // non-JSON body into a confusing 400 "must be object" instead of 415.
+  app.removeContentTypeParser('text/plain');
   installErrorHandling(app);
 
   app.addHook('onSend', async (request, reply) => {

@@ -170,3 +170,17 @@ describe('key context canonicalisation', () => {
     expect(contextDigest(context).toString('hex')).toBe(sha256Hex('{"région":"eu","tenant":"acme"}'));
   });
 });
+
+describe('fillNonce', () => {
+  it('hands out distinct 12-byte nonces across pool refills', async () => {
+    const { fillNonce } = await import('../../src/core/nonce.js');
+    const seen = new Set<string>();
+    const nonce = Buffer.alloc(12);
+    for (let i = 0; i < 2000; i++) {
+      fillNonce(nonce);
+      seen.add(nonce.toString('hex'));
+    }
+    expect(seen.size).toBe(2000);
+    expect(seen.has('0'.repeat(24))).toBe(false);
+  });
+});

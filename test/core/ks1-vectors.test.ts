@@ -22,21 +22,18 @@ import { WRAPPED_KEY_LENGTH, unwrapKey, wrapKey } from '../../src/core/wrapped-k
  * nonce, produce it byte for byte.
  */
 
-// Lets a test hand the next randomFillSync call (the AEAD nonce) a fixed value; otherwise the real one runs.
+// Lets a test hand the next fillNonce call (the AEAD nonce) a fixed value; otherwise the real one runs.
 const injected = vi.hoisted(() => ({ nonces: [] as Buffer[] }));
-vi.mock('node:crypto', async (importOriginal) => {
-  const actual = await importOriginal<typeof import('node:crypto')>();
-  function randomFillSync<T extends NodeJS.ArrayBufferView>(buffer: T, offset?: number, size?: number): T {
-    const nonce = injected.nonces.shift();
-    if (nonce === undefined) return actual.randomFillSync(buffer, offset, size);
-    const view = new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);
-    if (offset !== undefined || size !== undefined || nonce.length !== view.length) {
-      throw new Error('injected nonce does not fit the randomFillSync call');
-    }
-    view.set(nonce);
-    return buffer;
-  }
-  return { ...actual, randomFillSync };
+vi.mock('../../src/core/nonce.js', async (importOriginal) => {
+  const actual = await importOriginal<typeof import('../../src/core/nonce.js')>();
+  return {
+    fillNonce(target: Buffer): void {
+      const nonce = injected.nonces.shift();
+      if (nonce === undefined) return actual.fillNonce(target);
+      if (nonce.length !== target.length) throw new Error('injected nonce does not fit the fillNonce call');
+      nonce.copy(target);
+    },
+  };
 });
 
 interface EnvelopeVector {

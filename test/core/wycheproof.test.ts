@@ -14,23 +14,20 @@ import { aesKeyUnwrap, aesKeyUnwrapPad, aesKeyWrap, aesKeyWrapPad } from '../../
  * elsewhere it prints a notice and only the folder check is skipped.
  */
 
-// aead.ts takes its nonce from randomFillSync. To check the encrypt direction against the vectors'
-// exact ciphertexts, a test can queue the nonce the next call must produce; otherwise the real
-// randomFillSync runs.
+// aead.ts takes its nonce from fillNonce (src/core/nonce.ts). To check the encrypt direction against
+// the vectors' exact ciphertexts, a test can queue the nonce the next call must produce; otherwise
+// the real nonce source runs.
 const injected = vi.hoisted(() => ({ nonces: [] as Buffer[] }));
-vi.mock('node:crypto', async (importOriginal) => {
-  const actual = await importOriginal<typeof import('node:crypto')>();
-  function randomFillSync<T extends NodeJS.ArrayBufferView>(buffer: T, offset?: number, size?: number): T {
-    const nonce = injected.nonces.shift();
-    if (nonce === undefined) return actual.randomFillSync(buffer, offset, size);
-    const view = new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);
-    if (offset !== undefined || size !== undefined || nonce.length !== view.length) {
-      throw new Error('injected nonce does not fit the randomFillSync call');
-    }
-    view.set(nonce);
-    return buffer;
-  }
-  return { ...actual, randomFillSync };
+vi.mock('../../src/core/nonce.js', async (importOriginal) => {
+  const actual = await importOriginal<typeof import('../../src/core/nonce.js')>();
+  return {
+    fillNonce(target: Buffer): void {
+      const nonce = injected.nonces.shift();
+      if (nonce === undefined) return actual.fillNonce(target);
+      if (nonce.length !== target.length) throw new Error('injected nonce does not fit the fillNonce call');
+      nonce.copy(target);
+    },
+  };
 });
 
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
