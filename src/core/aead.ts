@@ -1,9 +1,9 @@
 import { createCipheriv, createDecipheriv } from 'node:crypto';
 import { KEY_LENGTH } from './bytes.js';
-import { fillNonce } from './nonce.js';
+import { NONCE_LENGTH, fillNonce } from './nonce.js';
 
 /** AES-256-GCM with a random 96-bit nonce and a 128-bit tag. */
-export const NONCE_LENGTH = 12;
+export { NONCE_LENGTH };
 export const TAG_LENGTH = 16;
 export const SEAL_OVERHEAD = NONCE_LENGTH + TAG_LENGTH;
 

@@ -1,5 +1,4 @@
 import { randomFillSync } from 'node:crypto';
-import { NONCE_LENGTH } from './aead.js';
 
 /**
  * Random 96-bit GCM nonces, drawn from a pool refilled from the CSPRNG 512 nonces at a time. Each
@@ -7,6 +6,8 @@ import { NONCE_LENGTH } from './aead.js';
  * single cost after AES itself. Every pool byte is handed out exactly once, so the nonces are as
  * random as per-call draws; nonces are public, so holding upcoming ones in memory reveals nothing.
  */
+/** GCM nonce length: 96 bits. */
+export const NONCE_LENGTH = 12;
 const POOL_NONCES = 512;
 const pool = Buffer.alloc(NONCE_LENGTH * POOL_NONCES);
 let offset = pool.length;
