@@ -207,10 +207,8 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     async createObject(object, firstVersion) {
       checkNewObject(object, firstVersion);
       try {
-        await transaction(async (client) => {
-          await run(client, 'insertObject', values.object(object));
-          await run(client, 'insertVersion', values.version(firstVersion));
-        });
+        const [, ...versionValues] = values.version(firstVersion);
+        await run(pool, 'createObject', [...values.object(object), ...versionValues]);
       } catch (error) {
         throw conflict(error, `an object named "${object.name}" in this environment`);
       }
@@ -227,11 +225,8 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     },
     async addObjectVersion(environmentId, objectId, expectedVersion, version, updatedAt) {
       checkNextVersion(objectId, expectedVersion, version);
-      const row = await transaction(async (client) => {
-        const updated = await first<ObjectRow>(client, 'casObject', [expectedVersion + 1, updatedAt, environmentId, objectId, expectedVersion]);
-        if (updated) await run(client, 'insertVersion', values.version(version));
-        return updated;
-      });
+      const [, , ...versionValues] = values.version(version);
+      const row = await first<ObjectRow>(pool, 'casObjectAddVersion', [expectedVersion + 1, updatedAt, environmentId, objectId, expectedVersion, ...versionValues]);
       return row && toObject(row);
     },
     getObjectVersion: (objectId, version) => one('getVersion', [objectId, version], toObjectVersion),

@@ -50,15 +50,22 @@ export const SQL = {
   countKinds: 'SELECT kind, count(*) AS n FROM keys WHERE environment_id = $1 GROUP BY kind',
   latestHourly: `SELECT ${K} FROM keys WHERE environment_id = $1 AND kind = 'hourly' ORDER BY hour_start DESC LIMIT 1`,
 
-  insertObject: insert('objects'),
   getObject: `SELECT ${O} FROM objects WHERE environment_id = $1 AND id = $2`,
   getObjectByName: `SELECT ${O} FROM objects WHERE environment_id = $1 AND name = $2`,
   listObjects: `SELECT ${O} FROM objects WHERE environment_id = $1 ORDER BY name LIMIT $2`,
   listObjectsAfter: `SELECT ${O} FROM objects WHERE environment_id = $1 AND name > $2 ORDER BY name LIMIT $3`,
-  // The compare-and-set: the row lock makes concurrent callers with the same expected version
-  // queue; each re-checks the version after the first commits, so only the first matches.
-  casObject: `UPDATE objects SET version = $1, updated_at = $2 WHERE environment_id = $3 AND id = $4 AND version = $5 RETURNING ${O}`,
-  insertVersion: insert('object_versions'),
+  // Object and first version in ONE statement (a data-modifying CTE): atomic without BEGIN/COMMIT,
+  // so one round trip instead of four. The version row's foreign key is checked at the end of the
+  // statement, when the object row is visible.
+  createObject: `WITH o AS (${insert('objects', ' RETURNING id')})
+    INSERT INTO object_versions (${cols('object_versions')}) SELECT o.id, $10, $11, $12, $13, $14 FROM o`,
+  // The compare-and-set and the new version row in one statement, likewise. The row lock makes
+  // concurrent callers with the same expected version queue; each re-checks the version after the
+  // first commits, so only the first matches and only it inserts a version.
+  casObjectAddVersion: `WITH u AS (UPDATE objects SET version = $1, updated_at = $2
+      WHERE environment_id = $3 AND id = $4 AND version = $5 RETURNING ${O}),
+    v AS (INSERT INTO object_versions (${cols('object_versions')}) SELECT u.id, $1, $6, $7, $8, $9 FROM u)
+    SELECT ${O} FROM u`,
   getVersion: `SELECT ${V} FROM object_versions WHERE object_id = $1 AND version = $2`,
   listVersions: `SELECT ${V} FROM object_versions WHERE object_id = $1 ORDER BY version DESC`,
   deleteObject: 'DELETE FROM objects WHERE environment_id = $1 AND id = $2',
