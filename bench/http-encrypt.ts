@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
 import { machineLine } from './lib/measure.js';
-import { spawnServer } from './support/spawn-server.js';
+import { spawnServer } from '../test/support/spawn-server.js';
 
 const { values } = parseArgs({ options: { seconds: { type: 'string', default: '10' }, connections: { type: 'string', default: '64' } } });
 const duration = Number(values.seconds);
