@@ -1,6 +1,6 @@
 import type { FastifyRequest } from 'fastify';
 import { KeystrataError } from '../errors.js';
-import { isAdminToken } from '../service/admin-token.js';
+import { adminTokenVerifier } from '../service/admin-token.js';
 
 const BEARER = /^Bearer ([\x21-\x7e]{1,4096})$/;
 
@@ -9,10 +9,11 @@ const BEARER = /^Bearer ([\x21-\x7e]{1,4096})$/;
  * token is compared as a hash in constant time; the failure message never repeats what was sent.
  */
 export function createAdminAuth(acceptedHashes: readonly string[]) {
+  const isAdminToken = adminTokenVerifier(acceptedHashes);
   return async function requireAdmin(request: FastifyRequest): Promise<void> {
     const header = request.headers.authorization;
     const match = header === undefined ? null : BEARER.exec(header);
-    if (!match || !isAdminToken(match[1]!, acceptedHashes)) {
+    if (!match || !isAdminToken(match[1]!)) {
       throw new KeystrataError('unauthorized', 'A valid bearer token is required (Authorization: Bearer <token>).');
     }
   };

@@ -1,5 +1,5 @@
-import { randomBytes } from 'node:crypto';
-import { constantTimeEqual, sha256Hex } from '../core/bytes.js';
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { sha256Hex } from '../core/bytes.js';
 import type { Store } from '../store/store.js';
 
 /**
@@ -43,11 +43,17 @@ export async function ensureAdminToken(
   return { generatedToken, acceptedHashes };
 }
 
-/** Constant-time check of a presented token against the accepted hashes. */
-export function isAdminToken(presented: string, acceptedHashes: readonly string[]): boolean {
-  const hash = sha256Hex(presented);
-  let match = false;
-  // Compare against every hash, without stopping early, so timing does not tell which matched.
-  for (const accepted of acceptedHashes) match = constantTimeEqual(hash, accepted) || match;
-  return match;
+/**
+ * A constant-time checker of presented tokens against the accepted hashes. Both sides of each
+ * comparison are 32-byte SHA-256 digests, so timingSafeEqual runs over equal lengths and reveals
+ * neither the token nor which accepted hash (if any) matched.
+ */
+export function adminTokenVerifier(acceptedHashes: readonly string[]): (presented: string) => boolean {
+  const accepted = acceptedHashes.map((hex) => Buffer.from(hex, 'hex'));
+  return (presented) => {
+    const digest = createHash('sha256').update(presented, 'utf8').digest();
+    let match = false;
+    for (const hash of accepted) match = (hash.length === digest.length && timingSafeEqual(hash, digest)) || match;
+    return match;
+  };
 }
