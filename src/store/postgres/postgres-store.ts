@@ -12,6 +12,7 @@ import {
   type EnvironmentRow, type KeyRow, type KindCountRow, type ObjectRow, type ObjectVersionRow, type SettingRow, type WorkspaceRow,
 } from '../rows.js';
 import { StoreConflictError, type KeyRecord, type NewEnvironment, type Store } from '../store.js';
+import { asStoreError } from './connection-errors.js';
 import { checkSchemaName, migratePostgres } from './migrations.js';
 import { SQL, values, type StatementName } from './statements.js';
 
@@ -29,8 +30,12 @@ interface Queryable {
   query<R extends QueryResultRow>(config: QueryConfig<unknown[]>): Promise<QueryResult<R>>;
 }
 
-function run<R extends QueryResultRow = QueryResultRow>(db: Queryable, name: StatementName, params: unknown[]): Promise<QueryResult<R>> {
-  return db.query<R>({ name: `keystrata_${name}`, text: SQL[name], values: params });
+async function run<R extends QueryResultRow = QueryResultRow>(db: Queryable, name: StatementName, params: unknown[]): Promise<QueryResult<R>> {
+  try {
+    return await db.query<R>({ name: `keystrata_${name}`, text: SQL[name], values: params });
+  } catch (error) {
+    throw asStoreError(error);
+  }
 }
 
 async function first<R extends QueryResultRow>(db: Queryable, name: StatementName, params: unknown[]): Promise<R | undefined> {
@@ -73,8 +78,16 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
   // replaced on the next query; without a listener the 'error' event would crash the process.
   pool.on('error', () => undefined);
 
+  const connect = async (): Promise<PoolClient> => {
+    try {
+      return await pool.connect();
+    } catch (error) {
+      throw asStoreError(error);
+    }
+  };
+
   const transaction = async <T>(work: (client: PoolClient) => Promise<T>, begin = 'BEGIN'): Promise<T> => {
-    const client = await pool.connect();
+    const client = await connect();
     let broken = false;
     try {
       await client.query(begin);
@@ -84,14 +97,14 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     } catch (error) {
       // A client whose ROLLBACK failed is in an unknown state: destroy it instead of pooling it.
       await client.query('ROLLBACK').catch(() => { broken = true; });
-      throw error;
+      throw asStoreError(error);
     } finally {
       client.release(broken);
     }
   };
 
   try {
-    const client = await pool.connect();
+    const client = await connect();
     try {
       await migratePostgres(client, schema);
       client.release();
