@@ -2,7 +2,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { closedPortUrl, errorReply, startFakeApi, type FakeApi, type RecordedRequest } from '../helpers/fake-api-server.js';
+import { closedPortUrl, errorReply, startFakeApi, type FakeApi, type RecordedRequest } from '../support/fake-api-server.js';
 import { run, type RunOptions } from './run.js';
 
 const TOKEN = 'ks_cli_token_0123456789abcdef0123';

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { KeystrataApiError, KeystrataClient, isKeystrataApiError } from '../../sdk/index.js';
-import { closedPortUrl, errorReply, startFakeApi, type FakeApi } from '../helpers/fake-api-server.js';
+import { closedPortUrl, errorReply, startFakeApi, type FakeApi } from '../support/fake-api-server.js';
 
 const TOKEN = 'ks_test_token_0123456789abcdef0123456789';
 const WS = '0b6c7a52-3f4e-4c1a-9d7e-2f0a1b2c3d4e';
