@@ -75,8 +75,10 @@ export class KeyCache<M> {
         this.put(id, await load());
       });
       // Re-checked synchronously after the await: with a tiny cache and heavy churn the entry can
-      // already be gone, in which case we load it again rather than use zeroed material.
-      const entry = this.lookup(id);
+      // already be gone, in which case we load it again rather than use zeroed material. Peeked,
+      // not read: a load must not count as a second use, or every new key would look as recently
+      // used as the hot ones and eviction would degrade to first-in, first-out.
+      const entry = this.lookup(id, true);
       if (entry) return use(entry);
     }
   }
@@ -108,8 +110,8 @@ export class KeyCache<M> {
     return { hits: this.hits, misses: this.misses, evictions: this.evictions, entries: this.entries.size };
   }
 
-  private lookup(id: string): KeyEntry<M> | undefined {
-    const entry = this.entries.get(id);
+  private lookup(id: string, peek = false): KeyEntry<M> | undefined {
+    const entry = peek ? this.entries.peek(id) : this.entries.get(id);
     if (entry && entry.expiresAt <= this.options.clock.now()) {
       this.entries.delete(id);
       return undefined;

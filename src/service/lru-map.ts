@@ -29,6 +29,11 @@ export class LruMap<K, V> {
     return slot.value;
   }
 
+  /** The value, without marking it as used (for a caller that just inserted it). */
+  peek(key: K): V | undefined {
+    return this.map.get(key)?.value;
+  }
+
   set(key: K, value: V): void {
     const previous = this.map.get(key);
     if (previous !== undefined) {
