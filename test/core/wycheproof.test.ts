@@ -21,6 +21,7 @@ const injected = vi.hoisted(() => ({ nonces: [] as Buffer[] }));
 vi.mock('../../src/core/nonce.js', async (importOriginal) => {
   const actual = await importOriginal<typeof import('../../src/core/nonce.js')>();
   return {
+    ...actual,
     fillNonce(target: Buffer): void {
       const nonce = injected.nonces.shift();
       if (nonce === undefined) return actual.fillNonce(target);
