@@ -147,12 +147,15 @@ export class KeystrataClient {
     });
   }
 
-  /** `PUT …/objects/{id}` — new version; rejects with `version_conflict` if `expectedVersion` is stale. */
+  /**
+   * `PUT …/objects/{id}` — new version; rejects with `version_conflict` if `expectedVersion` is stale.
+   * Sends exactly `value` and `expectedVersion`: metadata, name and context cannot be changed.
+   */
   async updateObject(ws: string, env: string, id: string, request: UpdateObjectRequest): Promise<VaultObject> {
     return this.#http.request({
       method: 'PUT',
       path: route`/v1/workspaces/${ws}/environments/${env}/objects/${id}`,
-      body: { value: request.value, expectedVersion: request.expectedVersion, metadata: request.metadata },
+      body: { value: request.value, expectedVersion: request.expectedVersion },
     });
   }
 

@@ -1,5 +1,5 @@
 /**
- * Codes the SDK itself produces, besides the server's own codes (see the server's error table):
+ * Codes the SDK itself produces, besides the server's own codes (docs/errors.md):
  * - `network_error`: no HTTP response was received (connection refused, DNS, TLS, aborted);
  * - `invalid_response`: the server answered, but not with the JSON this SDK expects;
  * - `invalid_request`: the call was refused before sending (e.g. an empty path segment).

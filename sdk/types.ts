@@ -1,5 +1,6 @@
 /**
- * Request and response shapes of the keystrata HTTP API (docs/api-contract-draft.md).
+ * Request and response shapes of the keystrata HTTP API (docs/api.md; the server's schemas are
+ * src/http/schemas.ts, also served as `GET /openapi.json`).
  *
  * These are declared here rather than imported from the server so that the SDK can be published on
  * its own with no runtime dependencies. Timestamps are ISO-8601 strings, exactly as sent on the wire.
@@ -41,34 +42,56 @@ export interface Page<T> {
 
 /** Pagination options of listing calls. */
 export interface PageOptions {
-  /** Largest number of items to return; the server applies its own upper bound. */
+  /** Largest number of items to return, 1–1000 (the server's default is 100). */
   readonly limit?: number;
   /** The `nextCursor` of the previous page. */
   readonly cursor?: string;
 }
 
+/**
+ * Lifecycle state of a key. Today the server stores only `active`; `decrypt-only` is reported for
+ * hourly keys whose period is over.
+ */
+export type KeyState = 'active' | 'decrypt-only' | 'disabled' | 'scheduled-destruction' | 'destroyed';
+
 /** The customer main key of an environment (never any secret configuration). */
 export interface CmkInfo {
   readonly id: string;
+  /** `platform` today. */
   readonly provider: string;
-  readonly state: string;
+  readonly state: KeyState;
   readonly createdAt: string;
+}
+
+/** An hourly key of an environment, as shown by {@link KeystrataClient.keyStatus}. */
+export interface HourlyKeyInfo {
+  readonly id: string;
+  /** Start of the key's period. */
+  readonly hourStart: string;
+  readonly state: KeyState;
 }
 
 /** Status of an environment's key hierarchy. */
 export interface KeyStatus {
   readonly environment: { readonly id: string; readonly name: string };
   readonly cmk: CmkInfo;
+  /** The active environment key. */
   readonly ek: {
     readonly id: string;
-    readonly state: string;
+    readonly state: KeyState;
     readonly createdAt: string;
-    readonly wrappingKeyVersion: string | number | null;
+    /** The CMK version that wrapped it, e.g. `"1"`. */
+    readonly wrappingKeyVersion: string | null;
   };
   readonly hourly: {
+    /** Length of an hourly key period, in seconds. */
     readonly periodSeconds: number;
-    readonly current: { readonly id: string; readonly hourStart: string; readonly state: string } | null;
+    /** The key of the current period, or null if nothing has needed one yet in this period. */
+    readonly current: HourlyKeyInfo | null;
+    /** The newest hourly key of the environment, or null; `decrypt-only` once its period is over. */
+    readonly latest: HourlyKeyInfo | null;
   };
+  /** Keys stored for this environment, by kind (object data keys are not counted). */
   readonly counts: {
     readonly ek: number;
     readonly hourly: number;
@@ -77,7 +100,14 @@ export interface KeyStatus {
     readonly log: number;
     readonly context: number;
   };
-  readonly cache: { readonly hits: number; readonly misses: number; readonly entries: number };
+  /** Statistics of the answering node's key cache, for all environments. */
+  readonly cache: {
+    readonly hits: number;
+    readonly misses: number;
+    /** Removals: capacity, expiry or replacement. */
+    readonly evictions: number;
+    readonly entries: number;
+  };
 }
 
 /** Input of {@link KeystrataClient.encrypt}. A string plaintext is encoded as UTF-8. */
@@ -137,12 +167,14 @@ export interface CreateObjectRequest {
   readonly metadata?: ObjectMetadata;
 }
 
-/** Input of {@link KeystrataClient.updateObject}. */
+/**
+ * Input of {@link KeystrataClient.updateObject}. An update writes a new value only: the name, key
+ * context and metadata of an object are set when it is created and cannot be changed.
+ */
 export interface UpdateObjectRequest {
   readonly value: string;
   /** The version you read; the update fails with `version_conflict` (409) if it moved on. */
   readonly expectedVersion: number;
-  readonly metadata?: ObjectMetadata;
 }
 
 /** One version of a vault object. */
@@ -158,7 +190,8 @@ export interface ObjectVersionList {
 
 /** Output of {@link KeystrataClient.health}. */
 export interface Health {
-  readonly status: string;
+  readonly status: 'ok';
+  /** `sqlite` or `postgres`. */
   readonly store: string;
 }
 

@@ -86,16 +86,21 @@ export function parseJsonObject(value: string): Record<string, unknown> {
   return parsed as Record<string, unknown>;
 }
 
-/** Parses a whole number from `min` upwards (limits, versions). */
-export function integerFrom(min: number): (value: string) => number {
+/** Parses a whole number from `min` upwards, and up to `max` when given (limits, versions). */
+export function integerFrom(min: number, max?: number): (value: string) => number {
   return (value) => {
     const n = Number(value);
-    if (!/^\d+$/.test(value) || !Number.isSafeInteger(n) || n < min) {
-      throw new InvalidArgumentError(`expected a whole number of at least ${min}.`);
+    if (!/^\d+$/.test(value) || !Number.isSafeInteger(n) || n < min || (max !== undefined && n > max)) {
+      throw new InvalidArgumentError(
+        max === undefined ? `expected a whole number of at least ${min}.` : `expected a whole number from ${min} to ${max}.`,
+      );
     }
     return n;
   };
 }
+
+/** Page sizes the server accepts (`limit`, docs/api.md). */
+export const MAX_PAGE_LIMIT = 1000;
 
 /** Commander help text: an "Examples:" block. */
 export function examples(...lines: readonly string[]): string {

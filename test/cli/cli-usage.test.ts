@@ -41,6 +41,12 @@ describe('keystrata --help', () => {
     expect(result.stdout).not.toContain(token);
   });
 
+  it('serve --help points to the configuration table, not to a guide that does not exist', async () => {
+    const result = await run(['serve', '--help']);
+    expect(result.stdout).toMatch(/configuration table of README\.md/);
+    expect(result.stdout).not.toMatch(/operations guide/);
+  });
+
   it('prints the version', async () => {
     const result = await run(['--version']);
     expect(result.code).toBe(0);
@@ -68,6 +74,9 @@ describe('usage errors exit 2', () => {
     [['secret', 'put', 'ws', 'production', 'n', '--value', 'v', '--context', 'novalue'], /key=value/],
     [['secret', 'put', 'ws', 'production', 'n', '--value', 'v', '--context', 'a=1', '--context', 'a=2'], /given twice/],
     [['secret', 'put', 'ws', 'production', 'n', '--value', 'v', '--context', 'a=1', '--metadata', '[1]'], /JSON object/],
+    [['secret', 'put', 'ws', 'production', 'n', '--value', 'v', '--context', 'a=1', '--metadata', '{"a":1}', '--update'], /metadata can only be set when the secret is created/],
+    [['workspace', 'list', '--limit', '1001'], /--limit.*from 1 to 1000/],
+    [['secret', 'list', 'ws', 'production', '--limit', '5000'], /--limit.*from 1 to 1000/],
     [['secret', 'get', 'ws', 'production', 'n', '--version', 'x'], /--version/],
     [['serve', '--port', '-1'], /--port/],
   ])('keystrata %j', async (argv, message) => {

@@ -3,6 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { closedPortUrl, errorReply, startFakeApi, type FakeApi, type RecordedRequest } from '../support/fake-api-server.js';
+import type { KeyStatus } from '../../sdk/index.js';
+import { runCli } from '../../src/cli/main.js';
 import { run, type RunOptions } from './run.js';
 
 const TOKEN = 'ks_cli_token_0123456789abcdef0123';
@@ -114,22 +116,24 @@ describe('workspace, env and keys', () => {
   });
 
   it('keys status and keys cmk read the environment', async () => {
+    // The server's KeyStatusResponse: no hourly key in this period yet, an older one that is now decrypt-only.
     const status = {
       environment: { id: 'e1', name: 'production' },
       cmk: { id: 'c1', provider: 'platform', state: 'active', createdAt: 't' },
-      ek: { id: 'k1', state: 'active', createdAt: 't', wrappingKeyVersion: 1 },
-      hourly: { periodSeconds: 3600, current: null },
-      counts: { ek: 1, hourly: 0, job: 0, connection: 0, log: 0, context: 0 },
-      cache: { hits: 0, misses: 1, entries: 1 },
-    };
+      ek: { id: 'k1', state: 'active', createdAt: 't', wrappingKeyVersion: '1' },
+      hourly: { periodSeconds: 3600, current: null, latest: { id: 'h0', hourStart: '2025-01-01T13:00:00.000Z', state: 'decrypt-only' } },
+      counts: { ek: 1, hourly: 1, job: 0, connection: 0, log: 0, context: 0 },
+      cache: { hits: 0, misses: 1, evictions: 2, entries: 1 },
+    } satisfies KeyStatus;
     routes({
       [`GET ${ENVS}/keys`]: () => ({ status: 200, body: status }),
       [`GET ${ENVS}/cmk`]: () => ({ status: 200, body: status.cmk }),
     });
     expect(JSON.parse((await cli(['keys', 'status', WS, 'production'])).stdout)).toEqual(status);
     const text = await cli(['keys', 'status', WS, 'production', '-o', 'text']);
-    expect(text.stdout).toContain('hourly key:');
-    expect(text.stdout).toContain('(none yet)');
+    expect(text.stdout).toMatch(/^hourly key: +\(none in this period yet\)$/m);
+    expect(text.stdout).toMatch(/^latest hourly: +h0 decrypt-only from 2025-01-01T13:00:00.000Z$/m);
+    expect(text.stdout).toMatch(/^cache: +hits=0 misses=1 evictions=2 entries=1$/m);
     expect(JSON.parse((await cli(['keys', 'cmk', WS, 'production'])).stdout)).toEqual(status.cmk);
   });
 });
@@ -231,6 +235,28 @@ describe('secret', () => {
     expect(calls()).toEqual([`POST ${ENVS}/objects`, `GET ${ENVS}/objects?name=db`, `PUT ${ENVS}/objects/${ID}`]);
     expect(api.requests[2]?.json).toEqual({ value: 'new', expectedVersion: 3 });
     expect(JSON.parse(result.stdout)).toMatchObject({ version: 4 });
+  });
+
+  it('put --update with --metadata is a usage error, before reading input or sending anything', async () => {
+    // The server's update takes exactly { value, expectedVersion }: metadata is set only on creation.
+    let stdinRead = false;
+    let stderr = '';
+    const code = await runCli(['secret', 'put', WS, 'production', 'db', '--context', 'org=o1', '--update', '--metadata', '{"team":"x"}'], {
+      stdout: () => undefined,
+      stderr: (s) => (stderr += s),
+      stdin: () => {
+        stdinRead = true;
+        return Promise.resolve(Buffer.from('pw'));
+      },
+      env: { KEYSTRATA_URL: api.url, KEYSTRATA_TOKEN: TOKEN },
+    });
+    expect(code).toBe(2);
+    expect(stderr).toMatch(/^error: --metadata cannot be combined with --update: metadata can only be set when the secret is created/);
+    expect(stdinRead).toBe(false);
+    expect(api.requests).toHaveLength(0);
+    const withValue = await cli(['secret', 'put', WS, 'production', 'db', '--context', 'org=o1', '--value', 'pw', '--metadata', '{}', '--update']);
+    expect(withValue).toMatchObject({ code: 2, stdout: '' });
+    expect(api.requests).toHaveLength(0);
   });
 
   it('put --update refuses to change the key context', async () => {

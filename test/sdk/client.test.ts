@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { KeystrataApiError, KeystrataClient, isKeystrataApiError } from '../../sdk/index.js';
+import { KeystrataApiError, KeystrataClient, isKeystrataApiError, type KeyStatus, type UpdateObjectRequest } from '../../sdk/index.js';
 import { closedPortUrl, errorReply, startFakeApi, type FakeApi } from '../support/fake-api-server.js';
 
 const TOKEN = 'ks_test_token_0123456789abcdef0123456789';
@@ -75,7 +75,7 @@ describe('KeystrataClient: requests', () => {
     }
   });
 
-  it('creates and updates objects with exactly the contract fields', async () => {
+  it('creates and updates objects with exactly the fields the server accepts', async () => {
     api.reply(() => ({ status: 201, body: OBJ }));
     await client.createObject(WS, 'production', { name: 'db', value: 's3cret', context: { org: 'o1' }, metadata: { team: 'x' } });
     expect(last().json).toEqual({ name: 'db', value: 's3cret', context: { org: 'o1' }, metadata: { team: 'x' } });
@@ -84,6 +84,35 @@ describe('KeystrataClient: requests', () => {
     expect(updated.version).toBe(2);
     expect(last()).toMatchObject({ method: 'PUT', rawPath: `/v1/workspaces/${WS}/environments/production/objects/${OBJ.id}` });
     expect(last().json).toEqual({ value: 'new', expectedVersion: 1 });
+  });
+
+  it('sends only value and expectedVersion on update, whatever else the request object carries', async () => {
+    // PUT …/objects/{id} rejects any other field (docs/api.md). A JavaScript caller, or a spread of a
+    // read object, can hand the SDK more than its type allows; none of it may reach the wire.
+    api.reply(() => ({ status: 200, body: { ...OBJ, version: 2 } }));
+    const read = { ...OBJ, value: 'old', metadata: { team: 'x' } };
+    await client.updateObject(WS, 'production', OBJ.id, { ...read, value: 'new', expectedVersion: read.version });
+    expect(last().json).toEqual({ value: 'new', expectedVersion: 1 });
+    const untyped = { value: 'v', expectedVersion: 1, metadata: { team: 'y' } } as UpdateObjectRequest;
+    await client.updateObject(WS, 'production', OBJ.id, untyped);
+    expect(Object.keys(last().json as object).sort()).toEqual(['expectedVersion', 'value']);
+  });
+
+  it('returns the key status exactly as the server sends it', async () => {
+    const hourlyKey = { id: 'h1', hourStart: '2026-11-22T14:00:00.000Z', state: 'active' } as const;
+    const status = {
+      environment: { id: 'e1', name: 'production' },
+      cmk: { id: 'c1', provider: 'platform', state: 'active', createdAt: 't' },
+      ek: { id: 'k1', state: 'active', createdAt: 't', wrappingKeyVersion: '1' },
+      hourly: { periodSeconds: 3600, current: null, latest: { ...hourlyKey, state: 'decrypt-only' } },
+      counts: { ek: 1, hourly: 1, job: 0, connection: 0, log: 0, context: 0 },
+      cache: { hits: 3, misses: 1, evictions: 2, entries: 1 },
+    } satisfies KeyStatus;
+    api.reply(() => ({ status: 200, body: status }));
+    const got = await client.keyStatus(WS, 'production');
+    expect(got).toEqual(status);
+    expect(got.hourly.latest?.state).toBe('decrypt-only');
+    expect(got.cache.evictions).toBe(2);
   });
 
   it('deletes with DELETE and resolves to undefined on 204', async () => {

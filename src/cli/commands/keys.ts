@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import type { KeyStatus } from '../../../sdk/index.js';
+import type { HourlyKeyInfo, KeyStatus } from '../../../sdk/index.js';
 import type { CliIo } from '../io.js';
 import { connect, examples, withConnection, type ConnectionOptions, type FormatOptions } from '../options.js';
 import { writeFields, writeJson } from '../output.js';
@@ -11,7 +11,7 @@ export function registerKeysCommands(program: Command, io: CliIo): void {
   const keys = program.command('keys').description("inspect an environment's key hierarchy");
 
   withConnection(keys.command('status <workspace> <env>'), 'json')
-    .description('show the CMK, environment key, current hourly key, key counts and cache statistics')
+    .description('show the CMK, environment key, current and latest hourly keys, key counts and cache statistics')
     .addHelpText('after', examples('keystrata keys status 0b6c7a52-3f4e-4c1a-9d7e-2f0a1b2c3d4e production --output text'))
     .action(async (workspace: string, env: string, options: Options) => {
       const status = await connect(options, io).keyStatus(workspace, env);
@@ -30,14 +30,16 @@ export function registerKeysCommands(program: Command, io: CliIo): void {
 }
 
 function writeKeyStatus(io: CliIo, s: KeyStatus): void {
-  const hourly = s.hourly.current;
+  const hourlyKey = (key: HourlyKeyInfo | null, none: string): string =>
+    key === null ? none : `${key.id} ${key.state} from ${key.hourStart}`;
   writeFields(io, [
     ['environment', `${s.environment.name} (${s.environment.id})`],
     ['cmk', `${s.cmk.id} ${s.cmk.provider} ${s.cmk.state}`],
     ['ek', `${s.ek.id} ${s.ek.state} (created ${s.ek.createdAt})`],
-    ['hourly key', hourly === null ? '(none yet)' : `${hourly.id} ${hourly.state} from ${hourly.hourStart}`],
+    ['hourly key', hourlyKey(s.hourly.current, '(none in this period yet)')],
+    ['latest hourly', hourlyKey(s.hourly.latest, '(none yet)')],
     ['hourly period', `${s.hourly.periodSeconds}s`],
     ['key counts', Object.entries(s.counts).map(([kind, n]) => `${kind}=${n}`).join(' ')],
-    ['cache', `hits=${s.cache.hits} misses=${s.cache.misses} entries=${s.cache.entries}`],
+    ['cache', `hits=${s.cache.hits} misses=${s.cache.misses} evictions=${s.cache.evictions} entries=${s.cache.entries}`],
   ]);
 }

@@ -1,6 +1,6 @@
 import { Option, type Command } from 'commander';
 import { isKeystrataApiError, type KeystrataClient, type VaultObject } from '../../../sdk/index.js';
-import { CliError } from '../errors.js';
+import { CliError, UsageError } from '../errors.js';
 import { readStdin, utf8Text } from '../input.js';
 import type { CliIo } from '../io.js';
 import {
@@ -39,8 +39,8 @@ export function registerSecretPutCommand(secret: Command, io: CliIo): void {
         .makeOptionMandatory(),
     )
     .option('--value <value>', 'the value (prefer standard input: arguments end up in shell history and ps)')
-    .option('--metadata <json>', 'non-secret metadata, a JSON object', parseJsonObject)
-    .option('--update', 'if a secret with this name exists, store the value as its next version')
+    .option('--metadata <json>', 'non-secret metadata, a JSON object (only when the secret is created; not with --update)', parseJsonObject)
+    .option('--update', 'if a secret with this name exists, store the value as its next version (the value only)')
     .addHelpText(
       'after',
       examples(
@@ -50,6 +50,12 @@ export function registerSecretPutCommand(secret: Command, io: CliIo): void {
       ),
     )
     .action(async (ws: string, env: string, name: string, options: PutOptions) => {
+      // The server's update takes only a value: checked before reading input or sending anything.
+      if (options.update === true && options.metadata !== undefined) {
+        throw new UsageError(
+          '--metadata cannot be combined with --update: metadata can only be set when the secret is created (an update stores a new value only)',
+        );
+      }
       const value = options.value ?? utf8Text(await readStdin(io, 'value'), 'the value');
       const client = connect(options, io);
       const stored = await put(client, { ws, env, name, value, options });
@@ -74,7 +80,7 @@ async function put(client: KeystrataClient, request: PutRequest): Promise<VaultO
       `"${name}" exists with another key context (${JSON.stringify(current.context)}); an update cannot change it`,
     );
   }
-  return client.updateObject(ws, env, current.id, { value, expectedVersion: current.version, metadata: options.metadata });
+  return client.updateObject(ws, env, current.id, { value, expectedVersion: current.version });
 }
 
 function sameContext(a: Readonly<Record<string, string>>, b: Readonly<Record<string, string>>): boolean {

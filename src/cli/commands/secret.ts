@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import type { CliIo } from '../io.js';
-import { connect, examples, integerFrom, withConnection, type ConnectionOptions, type FormatOptions } from '../options.js';
+import { MAX_PAGE_LIMIT, connect, examples, integerFrom, withConnection, type ConnectionOptions, type FormatOptions } from '../options.js';
 import { writeJson, writeNextCursor, writeTable } from '../output.js';
 import { registerSecretPutCommand } from './secret-put.js';
 import { isObjectId, resolveObjectId } from './secret-ref.js';
@@ -37,7 +37,7 @@ export function registerSecretCommands(program: Command, io: CliIo): void {
 
   withConnection(secret.command('list <workspace> <env>'), 'json')
     .description('list secrets (names and versions, never values), one page at a time')
-    .option('--limit <n>', 'largest number of secrets to return', integerFrom(1))
+    .option('--limit <n>', `largest number of secrets to return, 1–${MAX_PAGE_LIMIT} (server default 100)`, integerFrom(1, MAX_PAGE_LIMIT))
     .option('--cursor <cursor>', 'where to continue (the nextCursor of the previous page)')
     .addHelpText('after', examples('keystrata secret list $WS production --output text', 'keystrata secret list $WS production --limit 100 --cursor <nextCursor>'))
     .action(async (ws: string, env: string, options: Options & { limit?: number; cursor?: string }) => {

@@ -34,7 +34,8 @@ export function registerServeCommand(program: Command, io: CliIo): void {
       'after',
       `${examples('keystrata serve', 'keystrata serve --host 0.0.0.0 --port 8200 --data-dir /var/lib/keystrata', 'KEYSTRATA_DATABASE_URL=postgres://… keystrata serve')}
 Other settings come from the environment (KEYSTRATA_DATABASE_URL, KEYSTRATA_ROOT_KEY,
-KEYSTRATA_ROOT_KEY_FILE, KEYSTRATA_ADMIN_TOKEN, KEYSTRATA_LOG_LEVEL, …); see the operations guide.
+KEYSTRATA_ROOT_KEY_FILE, KEYSTRATA_ADMIN_TOKEN, KEYSTRATA_LOG_LEVEL, …); every variable, its
+default and its range are in the configuration table of README.md ("Configuration").
 `,
     )
     .action(async (flags: ServerFlags) => {

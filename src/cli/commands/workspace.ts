@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import type { Workspace } from '../../../sdk/index.js';
 import type { CliIo } from '../io.js';
-import { connect, examples, integerFrom, withConnection, type ConnectionOptions, type FormatOptions } from '../options.js';
+import { MAX_PAGE_LIMIT, connect, examples, integerFrom, withConnection, type ConnectionOptions, type FormatOptions } from '../options.js';
 import { writeFields, writeJson, writeNextCursor, writeTable } from '../output.js';
 
 type Options = ConnectionOptions & FormatOptions;
@@ -30,7 +30,7 @@ export function registerWorkspaceCommands(program: Command, io: CliIo): void {
 
   withConnection(workspace.command('list'), 'json')
     .description('list workspaces, one page at a time')
-    .option('--limit <n>', 'largest number of workspaces to return', integerFrom(1))
+    .option('--limit <n>', `largest number of workspaces to return, 1–${MAX_PAGE_LIMIT} (server default 100)`, integerFrom(1, MAX_PAGE_LIMIT))
     .option('--cursor <cursor>', 'where to continue (the nextCursor of the previous page)')
     .addHelpText('after', examples('keystrata workspace list --output text', 'keystrata workspace list --limit 50 --cursor <nextCursor>'))
     .action(async (options: Options & { limit?: number; cursor?: string }) => {
