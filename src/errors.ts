@@ -12,7 +12,6 @@ export const ERROR_STATUS = {
   decryption_failed: 400,
   unauthorized: 401,
   forbidden: 403,
-  not_found: 404,
   workspace_not_found: 404,
   environment_not_found: 404,
   object_not_found: 404,
@@ -31,6 +30,7 @@ export const ERROR_STATUS = {
   integrity_check_failed: 500,
   key_unavailable: 503,
   store_unavailable: 503,
+  shutting_down: 503,
   root_key_mismatch: 500,
   configuration_invalid: 500,
 } as const satisfies Record<string, number>;

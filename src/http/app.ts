@@ -5,7 +5,9 @@ import Fastify from 'fastify';
 import type { Config } from '../config.js';
 import type { Keystrata } from '../service/keystrata.js';
 import { createAdminAuth } from './admin-auth.js';
+import { KeystrataError } from '../errors.js';
 import { installErrorHandling } from './error-handler.js';
+import { installJsonBodyParser } from './json-body.js';
 import { cryptoRoutes } from './routes/crypto-routes.js';
 import { keyRoutes } from './routes/key-routes.js';
 import { objectRoutes } from './routes/object-routes.js';
@@ -36,7 +38,8 @@ export async function buildApp(ks: Keystrata, options: AppOptions): Promise<App>
     // Strict validation: unknown fields are errors (not silently dropped), and no type coercion —
     // "1" is not 1. allErrors stays off so a hostile body cannot make validation expensive.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
-    return503OnClosing: true,
+    // Shutdown answers are ours (shutting_down, in the usual error body), see below.
+    return503OnClosing: false,
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   await app.register(swagger, {
@@ -56,10 +59,25 @@ export async function buildApp(ks: Keystrata, options: AppOptions): Promise<App>
   // The API speaks JSON only. Fastify also parses text/plain by default, which would turn a
   // non-JSON body into a confusing 400 "must be object" instead of 415.
   app.removeContentTypeParser('text/plain');
+  installJsonBodyParser(app);
   installErrorHandling(app);
+
+  // From the moment close() starts, requests that have not reached their handler yet (still
+  // arriving on open connections, or still uploading their body) are refused with a clear,
+  // retryable 503 rather than racing the store and key cache being torn down.
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
+  app.addHook('preHandler', async () => {
+    if (closing) throw new KeystrataError('shutting_down', 'The server is shutting down; retry on another node or shortly.');
+  });
 
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);
+    // A keep-alive connection that was busy when close() began would otherwise stay open (idle
+    // connections are only closed once, at the start) and hold shutdown for the keep-alive timeout.
+    if (closing) reply.header('connection', 'close');
     // Responses can carry plaintext and secret values: never let a proxy or browser cache them.
     reply.header('cache-control', 'no-store');
   });

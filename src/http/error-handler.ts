@@ -68,7 +68,21 @@ export function installErrorHandling(app: FastifyInstance): void {
     return sendError(request, reply, new KeystrataError('internal_error', 'An internal error occurred; the request id identifies it in the server log.'));
   });
 
-  app.setNotFoundHandler((request, reply) =>
-    sendError(request, reply, new KeystrataError('route_not_found', `No route ${request.method} ${request.url.split('?')[0]}.`)),
-  );
+  // Route patterns by method, collected as routes are added, so that a known path asked for with
+  // the wrong method answers 405 with an Allow header instead of a misleading 404.
+  const routes: { readonly method: string; readonly pattern: RegExp }[] = [];
+  app.addHook('onRoute', (route) => {
+    const pattern = new RegExp(`^${route.url.replace(/[.*+?^${}()|[\]\\]/g, '\\$&').replace(/:[A-Za-z0-9_]+/g, '[^/]+')}/?$`);
+    for (const method of [route.method].flat()) routes.push({ method, pattern });
+  });
+
+  app.setNotFoundHandler((request, reply) => {
+    const path = request.url.split('?')[0] ?? '';
+    const allowed = [...new Set(routes.filter((r) => r.pattern.test(path)).map((r) => r.method))];
+    if (allowed.length > 0) {
+      reply.header('allow', allowed.join(', '));
+      return sendError(request, reply, new KeystrataError('method_not_allowed', `${path} does not accept ${request.method}; it accepts ${allowed.join(', ')}.`));
+    }
+    return sendError(request, reply, new KeystrataError('route_not_found', `No route ${request.method} ${path}.`));
+  });
 }

@@ -42,10 +42,15 @@ export const Workspace = Type.Object(
 
 export const WorkspaceSummary = Type.Object({ id: Id, name: Type.String(), createdAt: Timestamp });
 
+// Query strings arrive as text (types are not coerced), so limits are checked as patterns.
+const Limit = Type.String({ pattern: '^(1000|[1-9][0-9]{0,2})$', description: 'Page size, 1–1000 (default 100).' });
+// A cursor encodes the last item's sort key; object names (≤ 256 characters, ≤ 1,024 UTF-8 bytes) fit.
+const Cursor = Type.String({ minLength: 1, maxLength: 2048, description: 'nextCursor of the previous page.' });
+
 export const PageQuery = Type.Object(
   {
-    limit: Type.Optional(Type.String({ pattern: '^[0-9]{1,4}$', description: 'Page size, 1–1000 (default 100).' })),
-    cursor: Type.Optional(Type.String({ maxLength: 512, description: 'nextCursor of the previous page.' })),
+    limit: Type.Optional(Limit),
+    cursor: Type.Optional(Cursor),
   },
   { additionalProperties: false },
 );
@@ -83,15 +88,18 @@ export const DecryptBody = Type.Object(
 export const DecryptResponse = Type.Object({ plaintext: Base64, scope: Scope });
 
 const ContextKey = '^[A-Za-z0-9_.:-]{1,64}$';
+// additionalProperties: false matters: TypeBox's Record only emits patternProperties, which on its
+// own lets keys outside the pattern through with values of any type.
 export const KeyContextSchema = Type.Record(Type.String({ pattern: ContextKey }), Type.String({ minLength: 1, maxLength: 256 }), {
   minProperties: 1,
   maxProperties: 16,
-  description: 'Flat object of strings; objects with different contexts are encrypted under different keys.',
+  additionalProperties: false,
+  description: 'Flat object of strings (keys: letters, digits, "_", ".", ":", "-"; at most 64 characters); objects with different contexts are encrypted under different keys.',
 });
 export const Metadata = Type.Object({}, { additionalProperties: true, maxProperties: 32, description: 'Free-form, stored in clear.' });
 
 export const ObjectName = Type.String({ minLength: 1, maxLength: 256, pattern: NO_CONTROL_CHARS });
-export const ObjectValue = Type.String({ maxLength: 262_144, description: 'The secret value (UTF-8 text, at most 256 KiB).' });
+export const ObjectValue = Type.String({ maxLength: 262_144, description: 'The secret value: text, at most 262,144 characters.' });
 
 export const CreateObjectBody = Type.Object(
   { name: ObjectName, value: ObjectValue, context: KeyContextSchema, metadata: Type.Optional(Metadata) },
@@ -104,8 +112,8 @@ export const UpdateObjectBody = Type.Object(
 export const ObjectQuery = Type.Object(
   {
     name: Type.Optional(ObjectName),
-    limit: Type.Optional(Type.String({ pattern: '^[0-9]{1,4}$' })),
-    cursor: Type.Optional(Type.String({ maxLength: 512 })),
+    limit: Type.Optional(Limit),
+    cursor: Type.Optional(Cursor),
   },
   { additionalProperties: false },
 );
@@ -159,8 +167,7 @@ export const ERROR_RESPONSES = {
 export type EncryptBodyT = Static<typeof EncryptBody>;
 export const SHARED_SCHEMAS = [ErrorBody, Environment, Workspace, VaultObject, VaultObjectWithValue] as const;
 
-/** `limit` query parameter → number (schema already guarantees 1–4 digits). */
+/** `limit` query parameter → number (the schema already limits it to 1–1000). */
 export function pageLimit(raw: string | undefined, fallback = 100): number {
-  if (raw === undefined) return fallback;
-  return Math.min(Math.max(Number(raw), 1), 1000);
+  return raw === undefined ? fallback : Number(raw);
 }

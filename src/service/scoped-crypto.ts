@@ -74,7 +74,10 @@ export function createScopedCrypto(deps: { readonly hierarchy: Pick<KeyHierarchy
         if (!plaintext) throw decryptionFailed('authentication tag did not verify');
         return { plaintext, scope: { type: scopeKind, id: scopeId } };
       } catch (error) {
-        if (isKeystrataError(error) && (error.code === 'key_not_found' || error.code === 'integrity_check_failed')) {
+        // An unknown key id is the caller's input, so it is just another decryption failure. A
+        // stored key that fails its integrity check is not: that is altered data the operator
+        // must hear about, and it is reported as such (500) — callers cannot provoke it.
+        if (isKeystrataError(error) && error.code === 'key_not_found') {
           throw decryptionFailed(`key ${keyId}: ${error.code}`, error);
         }
         throw error;

@@ -155,16 +155,28 @@ for (const store of testStores()) {
       expectError(response, 401, 'unauthorized');
     });
 
-    it('404 route_not_found for an unknown route or method', async () => {
+    it('404 route_not_found for an unknown route', async () => {
       for (const [method, url] of [
         ['GET', '/v1/nothing-here'],
         ['GET', '/'],
-        ['DELETE', `/v1/workspaces/${ws}`],
-        ['POST', `${envUrl(ws)}/keys`],
-        ['GET', `${envUrl(ws)}/encrypt`],
+        ['POST', `/v1/workspaces/${ws}/environments/production/nothing`],
       ] as const) {
         const error = expectError(await call(t, method, url), 404, 'route_not_found');
         expect(error.message).toContain(method);
+      }
+    });
+
+    it('405 method_not_allowed with an Allow header for a known path and the wrong method', async () => {
+      for (const [method, url, allow] of [
+        ['DELETE', `/v1/workspaces/${ws}`, 'GET'],
+        ['POST', `${envUrl(ws)}/keys`, 'GET'],
+        ['GET', `${envUrl(ws)}/encrypt`, 'POST'],
+        ['PATCH', `${envUrl(ws)}/objects/00000000-0000-4000-8000-000000000000`, 'PUT'],
+      ] as const) {
+        const response = await call(t, method, url);
+        const error = expectError(response, 405, 'method_not_allowed');
+        expect(error.message).toContain(method);
+        expect(String(response.headers.allow).split(', ')).toContain(allow);
       }
     });
 

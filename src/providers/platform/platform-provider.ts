@@ -1,7 +1,7 @@
 import { open, seal } from '../../core/aead.js';
 import { randomKey, zeroize } from '../../core/bytes.js';
 import { unwrapKey, wrapKey } from '../../core/wrapped-key.js';
-import { KeystrataError, decryptionFailed } from '../../errors.js';
+import { KeystrataError } from '../../errors.js';
 import type { CmkProvider, CmkProviderFactory, WrapResult } from '../provider.js';
 
 /**
@@ -40,7 +40,13 @@ class PlatformProvider implements CmkProvider {
 
   async unwrap(ciphertext: Buffer, aad: Buffer): Promise<Buffer> {
     const key = open(this.material, ciphertext, aad);
-    if (!key) throw decryptionFailed('platform CMK could not unwrap the EK (tampered row or wrong binding)');
+    // The EK row and its AAD both come from the store, never from a caller: a failure here means
+    // stored data was altered, which is an integrity failure for the operator, not a bad request.
+    if (!key) {
+      throw new KeystrataError('integrity_check_failed', 'A stored key failed its integrity check.', {
+        logDetail: 'platform CMK could not unwrap the environment key (altered row or binding)',
+      });
+    }
     return key;
   }
 

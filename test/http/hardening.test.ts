@@ -1,0 +1,140 @@
+import Database from 'better-sqlite3';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sqlitePath } from '../../src/service/keystrata.js';
+import { call, createWorkspace, encrypt, envUrl, expectError, ok } from '../support/http-helpers.js';
+import { TEST_DATABASE_URL, openTestKeystrata, testStores, type TestKeystrata, type TestStoreHandle } from '../support/test-keystrata.js';
+
+/** Run one SQL statement directly against a test store, behind keystrata's back. */
+async function tamper(handle: TestStoreHandle, sql: string): Promise<void> {
+  if (handle.kind === 'sqlite') {
+    const db = new Database(sqlitePath({ dataDir: handle.dataDir }));
+    try {
+      db.exec(sql);
+    } finally {
+      db.close();
+    }
+    return;
+  }
+  const client = new pg.Client({ connectionString: TEST_DATABASE_URL, options: `-c search_path=${handle.schema}` });
+  await client.connect();
+  try {
+    await client.query(sql);
+  } finally {
+    await client.end();
+  }
+}
+
+describe('request hardening (sqlite)', () => {
+  let t: TestKeystrata;
+  let ws: string;
+  beforeAll(async () => {
+    t = await openTestKeystrata();
+    ws = (await createWorkspace(t)).id;
+  });
+  afterAll(() => t.destroy());
+
+  it('a DELETE with content-type: application/json and no body works', async () => {
+    const object = await ok<{ id: string }>(t, 'POST', `${envUrl(ws)}/objects`, { name: 'to-delete', value: 'v', context: { org: 'o' } }, 201);
+    const response = await t.app.inject({
+      method: 'DELETE',
+      url: `${envUrl(ws)}/objects/${object.id}`,
+      headers: { ...t.auth, 'content-type': 'application/json' },
+    });
+    expect(response.statusCode, response.body).toBe(204);
+  });
+
+  it('a POST with an empty JSON body is a clear invalid_request', async () => {
+    const response = await t.app.inject({ method: 'POST', url: '/v1/workspaces', headers: { ...t.auth, 'content-type': 'application/json' }, payload: '' });
+    expectError(response, 400, 'invalid_request');
+  });
+
+  it('key context keys outside the allowed pattern, or non-string values, are refused with the field named', async () => {
+    for (const context of [{ 'a b': 'x' }, { ok: 'x', 'bad key!': 'y' }, { org: { nested: [1] } }, { org: 1 }, {}]) {
+      const response = await call(t, 'POST', `${envUrl(ws)}/objects`, { name: 'ctx-test', value: 'v', context });
+      const error = expectError(response, 400, 'invalid_request');
+      expect(error.field ?? '').toMatch(/^context/);
+    }
+    // And listing still works afterwards (nothing malformed was stored).
+    await ok(t, 'GET', `${envUrl(ws)}/objects`, undefined);
+  });
+
+  it('pagination works through objects with the longest allowed multi-byte names', async () => {
+    const names = ['ä', 'é', 'ö', 'ü'].map((c) => c.repeat(256));
+    for (const name of names) await ok(t, 'POST', `${envUrl(ws)}/objects`, { name, value: 'v', context: { org: 'long' } }, 201);
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    do {
+      const query: string = cursor === null ? '?limit=1' : `?limit=1&cursor=${encodeURIComponent(cursor)}`;
+      const page = await ok<{ items: { name: string }[]; nextCursor: string | null }>(t, 'GET', `${envUrl(ws)}/objects${query}`, undefined);
+      seen.push(...page.items.map((i) => i.name));
+      cursor = page.nextCursor;
+    } while (cursor !== null);
+    for (const name of names) expect(seen.filter((n) => n === name)).toHaveLength(1);
+  });
+
+  it('limit must be 1–1000', async () => {
+    for (const limit of ['0', '1001', '-1', 'abc', '01']) {
+      const error = expectError(await call(t, 'GET', `${envUrl(ws)}/objects?limit=${limit}`), 400, 'invalid_request');
+      expect(error.field).toBe('limit');
+    }
+    await ok(t, 'GET', `${envUrl(ws)}/objects?limit=1000`, undefined);
+  });
+
+  it('reading an old version reports when that version was written', async () => {
+    const object = await ok<{ id: string }>(t, 'POST', `${envUrl(ws)}/objects`, { name: 'versioned', value: 'one', context: { org: 'o' } }, 201);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    const updated = await ok<{ updatedAt: string }>(t, 'PUT', `${envUrl(ws)}/objects/${object.id}`, { value: 'two', expectedVersion: 1 });
+    const first = await ok<{ value: string; version: number; updatedAt: string }>(t, 'GET', `${envUrl(ws)}/objects/${object.id}/versions/1`, undefined);
+    expect(first).toMatchObject({ value: 'one', version: 1 });
+    expect(Date.parse(first.updatedAt)).toBeLessThan(Date.parse(updated.updatedAt));
+  });
+});
+
+/** SQL that overwrites the wrapped bytes of every key of `kind` with random bytes of the same length. */
+function randomizeWrapped(store: 'sqlite' | 'postgres', kind: 'ek' | 'job'): string {
+  return store === 'sqlite'
+    ? `UPDATE keys SET wrapped = randomblob(length(wrapped)) WHERE kind = '${kind}'`
+    : `UPDATE keys SET wrapped = decode(md5(random()::text) || md5(random()::text), 'hex') || substring(wrapped from 33) WHERE kind = '${kind}'`;
+}
+
+for (const store of testStores()) {
+  describe(`stored keys that fail their integrity check (${store})`, () => {
+    it('an altered environment key is integrity_check_failed (500) on encrypt AND decrypt, not decryption_failed', async () => {
+      const t = await openTestKeystrata({ store });
+      try {
+        const ws = (await createWorkspace(t)).id;
+        const { ciphertext } = await encrypt(t, ws, { type: 'job', id: 'j1' }, Buffer.from('data'));
+        await t.close();
+        await tamper(t.handle, randomizeWrapped(store, 'ek'));
+        const reopened = await openTestKeystrata({ store, handle: t.handle });
+        try {
+          expectError(await call(reopened, 'POST', `${envUrl(ws)}/decrypt`, { ciphertext }), 500, 'integrity_check_failed');
+          expectError(await call(reopened, 'POST', `${envUrl(ws)}/encrypt`, { scope: { type: 'job', id: 'j2' }, plaintext: 'AA==' }), 500, 'integrity_check_failed');
+        } finally {
+          await reopened.close();
+        }
+      } finally {
+        await t.destroy();
+      }
+    });
+
+    it('an altered job key is integrity_check_failed on decrypt', async () => {
+      const t = await openTestKeystrata({ store });
+      try {
+        const ws = (await createWorkspace(t)).id;
+        const { ciphertext } = await encrypt(t, ws, { type: 'job', id: 'j1' }, Buffer.from('data'));
+        await t.close();
+        await tamper(t.handle, randomizeWrapped(store, 'job'));
+        const reopened = await openTestKeystrata({ store, handle: t.handle });
+        try {
+          expectError(await call(reopened, 'POST', `${envUrl(ws)}/decrypt`, { ciphertext }), 500, 'integrity_check_failed');
+        } finally {
+          await reopened.close();
+        }
+      } finally {
+        await t.destroy();
+      }
+    });
+  });
+}
