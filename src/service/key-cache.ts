@@ -101,6 +101,17 @@ export class KeyCache<M> {
     this.entries.delete(id);
   }
 
+  /**
+   * Drop and zero every expired key now. Lookups already refuse expired entries; sweeping also
+   * wipes the material of keys nobody asks for again, so an expired key does not linger in memory.
+   */
+  sweep(): number {
+    const now = this.options.clock.now();
+    const expired = [...this.entries.values()].filter((entry) => entry.expiresAt <= now).map((entry) => entry.id);
+    for (const id of expired) this.entries.delete(id);
+    return expired.length;
+  }
+
   /** Drop and zero every key (shutdown). */
   clear(): void {
     this.entries.clear();

@@ -60,6 +60,9 @@ export async function openKeystrata(config: Config, options: OpenOptions = {}): 
     const platform = platformProviderFactory(root.platformWrapKey);
     const providers = new ProviderRegistry([platform]);
     const cache = new KeyCache<KeyMeta>({ maxEntries: config.keyCacheMaxEntries, ttlMs: config.keyCacheTtlSeconds * 1000, clock });
+    // Expired keys are zeroed within half a TTL (at most 30 s) even if nobody looks them up again.
+    const sweeper = setInterval(() => cache.sweep(), Math.min(config.keyCacheTtlSeconds * 500, 30_000));
+    sweeper.unref();
     const hierarchy = createKeyHierarchy({
       store,
       cache,
@@ -86,6 +89,7 @@ export async function openKeystrata(config: Config, options: OpenOptions = {}): 
       generatedAdminToken: admin.generatedToken,
       rootKeyCreated: root.created,
       async close() {
+        clearInterval(sweeper);
         cache.clear();
         await providers.close();
         zeroize(root.platformWrapKey);

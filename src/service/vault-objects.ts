@@ -68,7 +68,7 @@ export function createVaultObjects(deps: {
 }) {
   const { store, hierarchy, clock } = deps;
 
-  async function sealVersion(env: EnvironmentContext, object: Pick<ObjectRecord, 'id' | 'context' | 'contextKeyId'>, version: number, value: string): Promise<ObjectVersionRecord> {
+  async function sealVersion(env: EnvironmentContext, object: Pick<ObjectRecord, 'id' | 'context' | 'contextKeyId'>, version: number, value: string, createdAt: Date): Promise<ObjectVersionRecord> {
     const environmentId = env.environment.id;
     const dataKeyId = newId();
     const dataKey = randomKey();
@@ -80,7 +80,7 @@ export function createVaultObjects(deps: {
       const plaintext = Buffer.from(value, 'utf8');
       const ciphertext = sealEnvelope(dataKey, { scopeKind: 'object', scopeId: objectScopeId(object.id, version), keyId: dataKeyId }, binding, plaintext);
       zeroize(plaintext);
-      return { objectId: object.id, version, dataKeyId, wrappedDataKey, ciphertext, createdAt: new Date(clock.now()) };
+      return { objectId: object.id, version, dataKeyId, wrappedDataKey, ciphertext, createdAt };
     } finally {
       zeroize(dataKey);
     }
@@ -118,7 +118,8 @@ export function createVaultObjects(deps: {
   async function withValue(env: EnvironmentContext, object: ObjectRecord, version = object.version): Promise<VaultObjectWithValue> {
     const stored = await store.getObjectVersion(object.id, version);
     if (!stored) throw new KeystrataError('object_version_not_found', `Object ${object.id} has no version ${version}.`);
-    return { ...view(object), version, value: await openVersion(env, object, stored) };
+    // updatedAt is when THIS version was written (for the current version, the object's updatedAt).
+    return { ...view(object), version, updatedAt: stored.createdAt, value: await openVersion(env, object, stored) };
   }
 
   return {
@@ -138,7 +139,7 @@ export function createVaultObjects(deps: {
         createdAt: now,
         updatedAt: now,
       };
-      const first = await sealVersion(env, object, 1, input.value);
+      const first = await sealVersion(env, object, 1, input.value, now);
       try {
         await store.createObject(object, first);
       } catch (error) {
@@ -171,8 +172,9 @@ export function createVaultObjects(deps: {
     async update(env: EnvironmentContext, id: string, input: { value: string; expectedVersion: number }): Promise<VaultObjectView> {
       const object = await requireObject(env, id);
       if (object.version !== input.expectedVersion) throw conflict(object.version);
-      const next = await sealVersion(env, object, input.expectedVersion + 1, input.value);
-      const updated = await store.addObjectVersion(env.environment.id, id, input.expectedVersion, next, new Date(clock.now()));
+      const now = new Date(clock.now());
+      const next = await sealVersion(env, object, input.expectedVersion + 1, input.value, now);
+      const updated = await store.addObjectVersion(env.environment.id, id, input.expectedVersion, next, now);
       if (updated) return view(updated);
       const current = await store.getObject(env.environment.id, id);
       if (!current) throw notFound(id);

@@ -91,6 +91,20 @@ describe('KeyCache', () => {
     expect(cache.stats()).toMatchObject({ hits: 1, misses: 2, entries: 1 });
   });
 
+  it('sweep() zeroes expired keys nobody asks for again, and keeps live ones', async () => {
+    const { cache, clock } = newCache({ ttlMs: 60_000 });
+    const old = loader('old');
+    const fresh = loader('fresh');
+    await cache.withKey('old', old.load, () => undefined);
+    clock.advance(30_000);
+    await cache.withKey('fresh', fresh.load, () => undefined);
+    clock.advance(30_000);
+    expect(cache.sweep()).toBe(1);
+    expect(isZero(old.issued[0]!)).toBe(true);
+    expect(isZero(fresh.issued[0]!)).toBe(false);
+    expect(cache.stats().entries).toBe(1);
+  });
+
   it('bounds a child by its parent: expiresAt = min(now + TTL, notAfter)', async () => {
     const { cache, clock } = newCache({ ttlMs: 60_000 });
     const now = clock.now();

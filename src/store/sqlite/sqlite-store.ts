@@ -6,7 +6,7 @@
  * transactions are IMMEDIATE: a deferred one that reads first and then writes cannot wait for the
  * lock (SQLite fails it with SQLITE_BUSY at once), while an immediate one waits up to busy_timeout.
  */
-import { mkdirSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { decodeObjectCursor, decodeWorkspaceCursor, encodeObjectCursor, encodeWorkspaceCursor, toPage } from '../cursor.js';
@@ -31,7 +31,12 @@ function conflict(error: unknown, what: string): unknown {
 
 export async function openSqliteStore(options: SqliteStoreOptions): Promise<Store> {
   const path = options.path;
-  if (path !== ':memory:' && path !== '') mkdirSync(dirname(resolve(path)), { recursive: true });
+  if (path !== ':memory:' && path !== '') {
+    mkdirSync(dirname(resolve(path)), { recursive: true, mode: 0o700 });
+    // The file holds wrapped keys and ciphertext: readable by the owner only. Created here (SQLite
+    // would use the umask, typically 0644); SQLite gives its -wal and -shm files the same mode.
+    closeSync(openSync(path, 'a', 0o600));
+  }
   const db = new Database(path);
   try {
     db.pragma('journal_mode = WAL');
