@@ -132,15 +132,28 @@ export function envelopeToText(binary: Buffer): string {
   return ENVELOPE_PREFIX + binary.toString('base64url');
 }
 
-/** The binary form of a ks1 text, or undefined if it is not one (wrong prefix, bad alphabet). */
+const BASE64URL_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+const BASE64URL_VALUE = new Int8Array(128).fill(-1);
+for (let i = 0; i < BASE64URL_ALPHABET.length; i++) BASE64URL_VALUE[BASE64URL_ALPHABET.charCodeAt(i)] = i;
+
+/**
+ * The binary form of a ks1 text, or undefined if it is not one. Only the canonical text of an
+ * envelope is accepted (one envelope, one text). Node's decoder is lenient in three ways, each
+ * closed here without re-encoding the whole body: it skips characters outside the alphabet (the
+ * output is then shorter than the length implies), it also accepts "+", "/" and "=", and it
+ * ignores the unused low bits of the last character ("AB" and "AA" both decode to 0x00).
+ */
 export function envelopeFromText(text: string): Buffer | undefined {
   if (!text.startsWith(ENVELOPE_PREFIX)) return undefined;
   const body = text.slice(ENVELOPE_PREFIX.length);
-  if (body.length % 4 === 1) return undefined;
+  const tail = body.length % 4;
+  if (tail === 1) return undefined;
+  if (body.includes('+') || body.includes('/') || body.includes('=')) return undefined;
   const binary = Buffer.from(body, 'base64url');
-  // Node's decoder skips characters outside the alphabet, also accepts "+", "/" and "=", and
-  // ignores the unused low bits of the last character ("AB" and "AA" both decode to 0x00).
-  // Re-encoding and comparing rejects all of those at once: one envelope has exactly one text.
-  if (binary.toString('base64url') !== body) return undefined;
+  if (binary.length !== Math.floor((body.length * 3) / 4)) return undefined;
+  if (tail !== 0) {
+    const last = BASE64URL_VALUE[body.charCodeAt(body.length - 1)] ?? -1;
+    if (last < 0 || (last & (tail === 2 ? 0x0f : 0x03)) !== 0) return undefined;
+  }
   return binary;
 }

@@ -343,3 +343,26 @@ describe('sealEnvelope refuses scope ids that are not well-formed Unicode', () =
     expect(seal(key, { ...header, scopeId: 'job-\ud83d\udd11' }, binding, Buffer.from('x')).length).toBeGreaterThan(0);
   });
 });
+
+describe('envelopeFromText accepts exactly the canonical base64url text', () => {
+  it('agrees with the reference rule (decode, re-encode, compare) on arbitrary strings', async () => {
+    const fc = (await import('fast-check')).default;
+    const { envelopeFromText: fromText } = await import('../../src/core/envelope.js');
+    const reference = (body: string) => body.length % 4 !== 1 && Buffer.from(body, 'base64url').toString('base64url') === body;
+    const chars = 'AQgw-_+/=! \u00e9\u0100';
+    fc.assert(
+      fc.property(
+        fc.oneof(
+          fc.string({ unit: fc.constantFrom(...'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'), maxLength: 40 }),
+          fc.string({ unit: fc.constantFrom(...chars), maxLength: 12 }),
+          fc.uint8Array({ maxLength: 40 }).map((bytes) => Buffer.from(bytes).toString('base64url')),
+        ),
+        (body) => {
+          const accepted = fromText('ks1:' + body) !== undefined;
+          expect(accepted).toBe(reference(body));
+        },
+      ),
+      { numRuns: 20_000 },
+    );
+  });
+});
