@@ -43,9 +43,19 @@ export async function compare(contenders: readonly Contender[], options: { round
   for (const c of contenders) await runFor(c.op, Math.min(500, options.milliseconds));
   const rounds = new Map<string, number[]>(contenders.map((c) => [c.name, []]));
   for (let round = 0; round < options.rounds; round++) {
-    for (const c of contenders) rounds.get(c.name)!.push(await runFor(c.op, options.milliseconds));
+    // Alternate the order so that neither contender always runs right after the other.
+    const order = round % 2 === 0 ? contenders : [...contenders].reverse();
+    for (const c of order) rounds.get(c.name)!.push(await runFor(c.op, options.milliseconds));
   }
   return contenders.map((c) => ({ name: c.name, opsPerSecond: median(rounds.get(c.name)!), rounds: rounds.get(c.name)! }));
+}
+
+/**
+ * Median over rounds of a/b measured in the SAME round. On a machine whose speed drifts (shared
+ * hosts), per-round ratios cancel the drift that a ratio of medians would keep.
+ */
+export function pairedRatio(a: Result, b: Result): number {
+  return median(a.rounds.map((value, i) => value / b.rounds[i]!));
 }
 
 export function formatRate(value: number): string {

@@ -59,29 +59,45 @@ export function bindingBytes(binding: EnvelopeBinding): Buffer {
 
 const LONE_SURROGATE = /\p{Cs}/u;
 
-function encodeHeader(header: EnvelopeHeader, out: Buffer): number {
+// Key ids are public and an environment uses few of them at a time; their 16-byte form is
+// memoised (bounded) so the hot path does not re-parse the UUID text for every record.
+const keyIdBytesMemo = new Map<string, Buffer>();
+function keyIdBytes(keyId: string): Buffer {
+  let bytes = keyIdBytesMemo.get(keyId);
+  if (bytes === undefined) {
+    bytes = idToBytes(keyId);
+    if (keyIdBytesMemo.size >= 4096) keyIdBytesMemo.clear();
+    keyIdBytesMemo.set(keyId, bytes);
+  }
+  return bytes;
+}
+
+/** Writes the header into `out`; `scopeIdLength` is Buffer.byteLength(header.scopeId). */
+function encodeHeader(header: EnvelopeHeader, scopeIdLength: number, out: Buffer): void {
   // UTF-8 encoding would turn a lone surrogate into U+FFFD, giving two scope ids one encoding.
   if (LONE_SURROGATE.test(header.scopeId)) throw new RangeError('scope id is not well-formed Unicode');
-  const scopeId = Buffer.from(header.scopeId, 'utf8');
-  if (scopeId.length > MAX_SCOPE_ID_BYTES) throw new RangeError('scope id too long');
+  if (scopeIdLength > MAX_SCOPE_ID_BYTES) throw new RangeError('scope id too long');
   out[0] = ENVELOPE_VERSION;
   out[1] = SCOPE_CODE[header.scopeKind];
-  idToBytes(header.keyId).copy(out, 2);
-  out.writeUInt16BE(scopeId.length, 18);
-  scopeId.copy(out, HEADER_FIXED);
-  return HEADER_FIXED + scopeId.length;
+  keyIdBytes(header.keyId).copy(out, 2);
+  out.writeUInt16BE(scopeIdLength, 18);
+  out.write(header.scopeId, HEADER_FIXED, scopeIdLength, 'utf8');
 }
 
 function aadFor(header: Uint8Array, binding: Uint8Array): Buffer {
-  return Buffer.concat([AAD_LABEL, header, binding]);
+  const aad = Buffer.allocUnsafe(AAD_LABEL.length + header.length + binding.length);
+  AAD_LABEL.copy(aad, 0);
+  aad.set(header, AAD_LABEL.length);
+  aad.set(binding, AAD_LABEL.length + header.length);
+  return aad;
 }
 
 /** Seal plaintext under `key` and return the binary envelope. */
 export function sealEnvelope(key: Uint8Array, header: EnvelopeHeader, binding: Uint8Array, plaintext: Uint8Array): Buffer {
-  const scopeIdBytes = Buffer.byteLength(header.scopeId, 'utf8');
-  const headerLength = HEADER_FIXED + scopeIdBytes;
+  const scopeIdLength = Buffer.byteLength(header.scopeId, 'utf8');
+  const headerLength = HEADER_FIXED + scopeIdLength;
   const out = Buffer.allocUnsafe(headerLength + SEAL_OVERHEAD + plaintext.length);
-  encodeHeader(header, out);
+  encodeHeader(header, scopeIdLength, out);
   const aad = aadFor(out.subarray(0, headerLength), binding);
   sealInto(key, plaintext, aad, out, headerLength);
   return out;

@@ -3,6 +3,9 @@ import type { Clock } from './clock.js';
 import { LruMap } from './lru-map.js';
 import { SingleFlight } from './single-flight.js';
 
+/** Returned by tryUse when the key is not cached. */
+export const MISS: unique symbol = Symbol('key cache miss');
+
 /** A plaintext key held by the cache. The cache owns `material` and zeroes it on eviction. */
 export interface KeyEntry<M> {
   readonly id: string;
@@ -81,6 +84,17 @@ export class KeyCache<M> {
       const entry = this.lookup(id, true);
       if (entry) return use(entry);
     }
+  }
+
+  /**
+   * The synchronous fast path: run `use` now if `id` is cached and fresh, else return MISS (the
+   * caller then takes the async path through withKey). A hit costs no promise at all.
+   */
+  tryUse<T>(id: string, use: (entry: KeyEntry<M>) => T): T | typeof MISS {
+    const cached = this.lookup(id);
+    if (!cached) return MISS;
+    this.hits += 1;
+    return use(cached);
   }
 
   /** Insert a key the caller already holds (e.g. one it just created). Takes ownership of material. */

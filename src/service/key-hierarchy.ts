@@ -4,7 +4,7 @@ import { KeystrataError } from '../errors.js';
 import type { ProviderRegistry } from '../providers/registry.js';
 import type { KeyKind, KeyRecord, KeyState, Store } from '../store/store.js';
 import type { Clock } from './clock.js';
-import type { KeyCache, KeyEntry, LoadedKey } from './key-cache.js';
+import { MISS, type KeyCache, type KeyEntry, type LoadedKey } from './key-cache.js';
 import { LruMap } from './lru-map.js';
 import { SingleFlight } from './single-flight.js';
 
@@ -105,17 +105,25 @@ export function createKeyHierarchy(deps: KeyHierarchyDeps) {
     return { material, meta: metaOf(record) };
   }
 
+  function inEnvironment<T>(environmentId: string, use: (key: KeyEntry<KeyMeta>) => T): (key: KeyEntry<KeyMeta>) => T {
+    return (entry) => {
+      // Key ids are global, the cache is shared: never let one environment use another's key.
+      if (entry.meta.environmentId !== environmentId) throw new KeystrataError('key_not_found', 'No such key in this environment.');
+      return use(entry);
+    };
+  }
+
   /** Run `use` with key `keyId` of this environment; key_not_found if it belongs elsewhere. */
   function withKeyById<T>(environmentId: string, keyId: string, use: (key: KeyEntry<KeyMeta>) => T): Promise<T> {
-    return cache.withKey(
-      keyId,
-      () => loadKey(environmentId, keyId),
-      (entry) => {
-        // Key ids are global, the cache is shared: never let one environment use another's key.
-        if (entry.meta.environmentId !== environmentId) throw new KeystrataError('key_not_found', 'No such key in this environment.');
-        return use(entry);
-      },
-    );
+    const guarded = inEnvironment(environmentId, use);
+    // Cache hit: no promise machinery beyond the one the caller awaits.
+    try {
+      const hit = cache.tryUse(keyId, guarded);
+      if (hit !== MISS) return Promise.resolve(hit);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return cache.withKey(keyId, () => loadKey(environmentId, keyId), guarded);
   }
 
   async function environmentKeyId(environmentId: string): Promise<string> {
@@ -160,10 +168,15 @@ export function createKeyHierarchy(deps: KeyHierarchyDeps) {
   }
 
   /** The id of the key for `request`, creating it (and its parents) on first use. */
+  function indexKeyOf(environmentId: string, request: ScopedKeyRequest): string {
+    const identity = request.kind === 'hourly' ? currentHourStart() : 'scopeId' in request ? request.scopeId : '';
+    return `${environmentId}\0${request.kind}\0${identity}`;
+  }
+
   function scopedKeyId(environmentId: string, request: ScopedKeyRequest): Promise<string> {
     const hourStart = request.kind === 'hourly' ? currentHourStart() : null;
     const scopeId = 'scopeId' in request ? request.scopeId : null;
-    const indexKey = `${environmentId}\0${request.kind}\0${hourStart ?? scopeId ?? ''}`;
+    const indexKey = indexKeyOf(environmentId, request);
     const known = scopeIndex.get(indexKey);
     if (known) return Promise.resolve(known);
     return resolving.run(indexKey, async () => {
@@ -181,8 +194,10 @@ export function createKeyHierarchy(deps: KeyHierarchyDeps) {
   }
 
   /** Run `use` with the key for a scope (created on first use). */
-  async function withScopedKey<T>(environmentId: string, request: ScopedKeyRequest, use: (key: KeyEntry<KeyMeta>) => T): Promise<T> {
-    return withKeyById(environmentId, await scopedKeyId(environmentId, request), use);
+  function withScopedKey<T>(environmentId: string, request: ScopedKeyRequest, use: (key: KeyEntry<KeyMeta>) => T): Promise<T> {
+    const known = scopeIndex.get(indexKeyOf(environmentId, request));
+    if (known !== undefined) return withKeyById(environmentId, known, use);
+    return scopedKeyId(environmentId, request).then((keyId) => withKeyById(environmentId, keyId, use));
   }
 
   return { currentHourStart, withKeyById, withScopedKey, scopedKeyId, environmentKeyId };

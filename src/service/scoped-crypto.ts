@@ -26,7 +26,14 @@ const SCOPE_KEYS: Readonly<Record<DataScopeType, { readonly keyKind: KeyKind; re
 };
 
 export interface EncryptResult {
+  /** The ks1 envelope in its text form ("ks1:" + base64url), as the HTTP API returns it. */
   readonly ciphertext: string;
+  readonly keyId: string;
+}
+
+export interface BinaryEncryptResult {
+  /** The ks1 envelope in binary form (docs/envelope.md): for callers that store bytes. */
+  readonly envelope: Buffer;
   readonly keyId: string;
 }
 
@@ -41,47 +48,62 @@ export type ScopedCrypto = ReturnType<typeof createScopedCrypto>;
 export function createScopedCrypto(deps: { readonly hierarchy: Pick<KeyHierarchy, 'withScopedKey' | 'withKeyById'> }) {
   const { hierarchy } = deps;
 
+  /** Seal `plaintext` for `scope` under the scope's key (created on first use). */
+  function encryptBinary(env: EnvironmentContext, scope: DataScope, plaintext: Uint8Array): Promise<BinaryEncryptResult> {
+    return hierarchy.withScopedKey(env.environment.id, SCOPE_KEYS[scope.type].request(scope.id), (key) => ({
+      envelope: sealEnvelope(key.material, { scopeKind: scope.type, scopeId: scope.id, keyId: key.id }, env.binding, plaintext),
+      keyId: key.id,
+    }));
+  }
+
+  /**
+   * Open a binary ks1 envelope of this environment. Every way it can fail to belong here —
+   * malformed, tampered, another tenant's, another scope's, unknown key — is the same
+   * decryption_failed. Failures about the key's availability (key_unavailable, key_destroyed,
+   * key_disabled) are reported as such: the caller must learn whether retrying can help.
+   */
+  async function decryptBinary(env: EnvironmentContext, envelope: Buffer, expected?: DataScope): Promise<DecryptResult> {
+    const parsed = parseEnvelope(envelope);
+    if (!parsed) throw decryptionFailed('not a well-formed ks1 envelope');
+    const { scopeKind, scopeId, keyId } = parsed.header;
+    if (scopeKind === 'object') throw decryptionFailed('vault object ciphertext presented to the data-plane decrypt');
+    if (expected && (expected.type !== scopeKind || expected.id !== scopeId)) throw decryptionFailed('scope does not match the expected scope');
+    const rule = SCOPE_KEYS[scopeKind];
+    try {
+      const plaintext = await hierarchy.withKeyById(env.environment.id, keyId, (key) => {
+        if (key.meta.kind !== rule.keyKind || (rule.boundToKey && key.meta.scopeId !== scopeId)) {
+          throw decryptionFailed(`key ${keyId} (${key.meta.kind}) cannot seal scope ${scopeKind}`);
+        }
+        return openEnvelope(key.material, parsed, env.binding);
+      });
+      if (!plaintext) throw decryptionFailed('authentication tag did not verify');
+      return { plaintext, scope: { type: scopeKind, id: scopeId } };
+    } catch (error) {
+      // An unknown key id is the caller's input, so it is just another decryption failure. A
+      // stored key that fails its integrity check is not: that is altered data the operator
+      // must hear about, and it is reported as such (500) — callers cannot provoke it.
+      if (isKeystrataError(error) && error.code === 'key_not_found') {
+        throw decryptionFailed(`key ${keyId}: ${error.code}`, error);
+      }
+      throw error;
+    }
+  }
+
   return {
-    /** Seal `plaintext` for `scope` under the scope's key (created on first use). */
-    encrypt(env: EnvironmentContext, scope: DataScope, plaintext: Uint8Array): Promise<EncryptResult> {
-      return hierarchy.withScopedKey(env.environment.id, SCOPE_KEYS[scope.type].request(scope.id), (key) => ({
-        ciphertext: envelopeToText(sealEnvelope(key.material, { scopeKind: scope.type, scopeId: scope.id, keyId: key.id }, env.binding, plaintext)),
-        keyId: key.id,
-      }));
+    encryptBinary,
+    decryptBinary,
+
+    /** encryptBinary, returned in the ks1 text form. */
+    async encrypt(env: EnvironmentContext, scope: DataScope, plaintext: Uint8Array): Promise<EncryptResult> {
+      const { envelope, keyId } = await encryptBinary(env, scope, plaintext);
+      return { ciphertext: envelopeToText(envelope), keyId };
     },
 
-    /**
-     * Open a ks1 ciphertext of this environment. Every way it can fail to belong here — malformed,
-     * tampered, another tenant's, another scope's, unknown key — is the same decryption_failed.
-     * Failures that are about the key's availability (key_unavailable, key_destroyed, key_disabled)
-     * are reported as such: the caller must learn that retrying later, or nothing, will help.
-     */
-    async decrypt(env: EnvironmentContext, ciphertext: string, expected?: DataScope): Promise<DecryptResult> {
-      const binary = envelopeFromText(ciphertext);
-      const parsed = binary && parseEnvelope(binary);
-      if (!parsed) throw decryptionFailed('not a well-formed ks1 envelope');
-      const { scopeKind, scopeId, keyId } = parsed.header;
-      if (scopeKind === 'object') throw decryptionFailed('vault object ciphertext presented to the data-plane decrypt');
-      if (expected && (expected.type !== scopeKind || expected.id !== scopeId)) throw decryptionFailed('scope does not match the expected scope');
-      const rule = SCOPE_KEYS[scopeKind];
-      try {
-        const plaintext = await hierarchy.withKeyById(env.environment.id, keyId, (key) => {
-          if (key.meta.kind !== rule.keyKind || (rule.boundToKey && key.meta.scopeId !== scopeId)) {
-            throw decryptionFailed(`key ${keyId} (${key.meta.kind}) cannot seal scope ${scopeKind}`);
-          }
-          return openEnvelope(key.material, parsed, env.binding);
-        });
-        if (!plaintext) throw decryptionFailed('authentication tag did not verify');
-        return { plaintext, scope: { type: scopeKind, id: scopeId } };
-      } catch (error) {
-        // An unknown key id is the caller's input, so it is just another decryption failure. A
-        // stored key that fails its integrity check is not: that is altered data the operator
-        // must hear about, and it is reported as such (500) — callers cannot provoke it.
-        if (isKeystrataError(error) && error.code === 'key_not_found') {
-          throw decryptionFailed(`key ${keyId}: ${error.code}`, error);
-        }
-        throw error;
-      }
+    /** decryptBinary of a ks1 text. */
+    decrypt(env: EnvironmentContext, ciphertext: string, expected?: DataScope): Promise<DecryptResult> {
+      const envelope = envelopeFromText(ciphertext);
+      if (!envelope) return Promise.reject(decryptionFailed('not a ks1 text'));
+      return decryptBinary(env, envelope, expected);
     },
   };
 }
