@@ -4,12 +4,13 @@
  * the same run with a bare Fastify JSON route (the framework ceiling on this machine).
  * The load generator shares the 2 cores with the server, so absolute numbers are pessimistic.
  *
- *   npm run build && npx tsx bench/http-encrypt.ts [--seconds 10] [--connections 64]
+ *   npm run build && node dist/bench/http-encrypt.js [--seconds 10] [--connections 64]
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
 import { machineLine } from './lib/measure.js';
@@ -34,7 +35,7 @@ const keystrata = await spawnServer(process.execPath, ['bin/keystrata.js', 'serv
   KEYSTRATA_LOG_LEVEL: 'warn',
   PORT: '0',
 });
-const noop = await spawnServer(process.execPath, ['--import', 'tsx', 'bench/support/noop-server.ts'], process.env);
+const noop = await spawnServer(process.execPath, [fileURLToPath(new URL('./support/noop-server.js', import.meta.url))], process.env);
 try {
   const workspace = (await (await fetch(`${keystrata.url}/v1/workspaces`, { method: 'POST', headers, body: JSON.stringify({ name: 'bench' }) })).json()) as { id: string };
   const encryptUrl = `${keystrata.url}/v1/workspaces/${workspace.id}/environments/production/encrypt`;

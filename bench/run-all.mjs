@@ -5,16 +5,17 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 
+// Compiled (npm run bench builds first): production runs compiled code, not a TS loader.
 const benches = [
-  ['bench/inprocess-envelope.ts', '--seconds', '3', '--rounds', '5'],
-  ['bench/http-encrypt.ts', '--seconds', '15'],
-  ['bench/vault-objects.ts', '--count', '10000'],
+  ['dist/bench/inprocess-envelope.js'],
+  ['dist/bench/http-encrypt.js', '--seconds', '15'],
+  ['dist/bench/vault-objects.js', '--count', '10000'],
 ];
 let output = `# keystrata benchmarks — ${new Date().toISOString()}, ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}), load average before: ${loadavg().map((n) => n.toFixed(2)).join(' ')}\n\n`;
 for (const [script, ...args] of benches) {
-  const run = spawnSync(process.execPath, ['--import', 'tsx', script, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  const run = spawnSync(process.execPath, [script, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
   process.stdout.write(run.stdout);
-  output += `$ npx tsx ${script} ${args.join(' ')}\n${run.stdout}\n`;
+  output += `$ node ${script} ${args.join(' ')}\n${run.stdout}\n`;
   if (run.status !== 0) {
     process.exitCode = 1;
     output += `(exited with ${run.status})\n\n`;

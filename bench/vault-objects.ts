@@ -4,7 +4,7 @@
  * PostgreSQL — each compared in the same run with the raw driver writing/reading a row of the same
  * shape (two inserts in one transaction, two point reads): the database's own ceiling.
  *
- *   npx tsx bench/vault-objects.ts [--count 6000] [--concurrency 32] [--stores sqlite,postgres]
+ *   npm run build && node dist/bench/vault-objects.js [--count 6000] [--concurrency 32] [--stores sqlite,postgres]
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';

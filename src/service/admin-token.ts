@@ -1,4 +1,4 @@
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { hash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { sha256Hex } from '../core/bytes.js';
 import type { Store } from '../store/store.js';
 
@@ -51,7 +51,8 @@ export async function ensureAdminToken(
 export function adminTokenVerifier(acceptedHashes: readonly string[]): (presented: string) => boolean {
   const accepted = acceptedHashes.map((hex) => Buffer.from(hex, 'hex'));
   return (presented) => {
-    const digest = createHash('sha256').update(presented, 'utf8').digest();
+    // One-shot hash(): no Hash object per request.
+    const digest = hash('sha256', presented, 'buffer');
     let match = false;
     for (const hash of accepted) match = (hash.length === digest.length && timingSafeEqual(hash, digest)) || match;
     return match;
