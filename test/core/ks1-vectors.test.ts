@@ -13,6 +13,7 @@ import {
 } from '../../src/core/envelope.js';
 import { canonicalContext, contextDigest } from '../../src/core/key-context.js';
 import { WRAPPED_KEY_LENGTH, unwrapKey, wrapKey } from '../../src/core/wrapped-key.js';
+import { injectedNonces } from '../support/fixed-nonce.js';
 
 /*
  * Known-answer vectors for the ks1 envelope and the wrapped-key format (docs/envelope.md), in
@@ -23,19 +24,7 @@ import { WRAPPED_KEY_LENGTH, unwrapKey, wrapKey } from '../../src/core/wrapped-k
  */
 
 // Lets a test hand the next fillNonce call (the AEAD nonce) a fixed value; otherwise the real one runs.
-const injected = vi.hoisted(() => ({ nonces: [] as Buffer[] }));
-vi.mock('../../src/core/nonce.js', async (importOriginal) => {
-  const actual = await importOriginal<typeof import('../../src/core/nonce.js')>();
-  return {
-    ...actual,
-    fillNonce(target: Buffer): void {
-      const nonce = injected.nonces.shift();
-      if (nonce === undefined) return actual.fillNonce(target);
-      if (nonce.length !== target.length) throw new Error('injected nonce does not fit the fillNonce call');
-      nonce.copy(target);
-    },
-  };
-});
+vi.mock('../../src/core/nonce.js', () => import('../support/fixed-nonce.js').then((m) => m.fixedNonceModule()));
 
 interface EnvelopeVector {
   readonly name: string;
@@ -156,9 +145,9 @@ describe('ks1 known-answer vectors (ks1-vectors.json)', () => {
     });
 
     it('sealEnvelope with the vector nonce produces the exact text', () => {
-      injected.nonces.push(hex(v.nonce));
+      injectedNonces.push(hex(v.nonce));
       const binary = sealEnvelope(hex(v.key), { scopeKind: v.scopeKind, scopeId: v.scopeId, keyId: v.keyId }, bindingOf(v), hex(v.plaintext));
-      expect(injected.nonces).toEqual([]);
+      expect(injectedNonces).toEqual([]);
       expect(envelopeToText(binary)).toBe(v.text);
     });
 
@@ -186,9 +175,9 @@ describe('ks1 known-answer vectors (ks1-vectors.json)', () => {
     });
 
     it('wrapKey with the vector nonce produces the exact bytes', () => {
-      injected.nonces.push(hex(v.nonce));
+      injectedNonces.push(hex(v.nonce));
       const wrapped = wrapKey(hex(v.parentKey), hex(v.childKey), binding);
-      expect(injected.nonces).toEqual([]);
+      expect(injectedNonces).toEqual([]);
       expect(wrapped.toString('hex')).toBe(v.wrapped);
     });
   });

@@ -6,6 +6,7 @@ import { NONCE_LENGTH, open, seal } from '../../src/core/aead.js';
 import { KEY_LENGTH } from '../../src/core/bytes.js';
 import { hkdfSha256 } from '../../src/core/hkdf.js';
 import { aesKeyUnwrap, aesKeyUnwrapPad, aesKeyWrap, aesKeyWrapPad } from '../../src/core/key-wrap.js';
+import { injectedNonces } from '../support/fixed-nonce.js';
 
 /*
  * Wycheproof (C2SP/wycheproof, Apache-2.0) vectors against the primitives keystrata uses. The vectors
@@ -17,19 +18,7 @@ import { aesKeyUnwrap, aesKeyUnwrapPad, aesKeyWrap, aesKeyWrapPad } from '../../
 // aead.ts takes its nonce from fillNonce (src/core/nonce.ts). To check the encrypt direction against
 // the vectors' exact ciphertexts, a test can queue the nonce the next call must produce; otherwise
 // the real nonce source runs.
-const injected = vi.hoisted(() => ({ nonces: [] as Buffer[] }));
-vi.mock('../../src/core/nonce.js', async (importOriginal) => {
-  const actual = await importOriginal<typeof import('../../src/core/nonce.js')>();
-  return {
-    ...actual,
-    fillNonce(target: Buffer): void {
-      const nonce = injected.nonces.shift();
-      if (nonce === undefined) return actual.fillNonce(target);
-      if (nonce.length !== target.length) throw new Error('injected nonce does not fit the fillNonce call');
-      nonce.copy(target);
-    },
-  };
-});
+vi.mock('../../src/core/nonce.js', () => import('../support/fixed-nonce.js').then((m) => m.fixedNonceModule()));
 
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 const vectorDir = process.env.KEYSTRATA_WYCHEPROOF_DIR ?? path.resolve(repoRoot, '../shared/testvectors/wycheproof');
@@ -168,9 +157,9 @@ if (available) {
       const failures: string[] = [];
       const valid = applicable.filter((v) => v.result === 'valid');
       for (const v of valid) {
-        injected.nonces.push(hex(v, 'iv'));
+        injectedNonces.push(hex(v, 'iv'));
         const sealed = seal(hex(v, 'key'), hex(v, 'msg'), hex(v, 'aad'));
-        if (injected.nonces.length !== 0) throw new Error('seal() did not draw its nonce from randomFillSync');
+        if (injectedNonces.length !== 0) throw new Error('seal() did not draw its nonce from randomFillSync');
         if (!sealed.equals(Buffer.concat([hex(v, 'iv'), hex(v, 'ct'), hex(v, 'tag')]))) failures.push(label(v));
       }
       expect(failures).toEqual([]);
