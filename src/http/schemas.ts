@@ -161,7 +161,9 @@ export const ERROR_RESPONSES = {
   400: Type.Ref('Error'),
   401: Type.Ref('Error'),
   404: Type.Ref('Error'),
+  405: Type.Ref('Error'),
   413: Type.Ref('Error'),
+  415: Type.Ref('Error'),
   500: Type.Ref('Error'),
   503: Type.Ref('Error'),
 } as const;

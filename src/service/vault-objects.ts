@@ -2,7 +2,7 @@ import { newId, randomKey, zeroize } from '../core/bytes.js';
 import { bindingBytes, openEnvelope, parseEnvelope, sealEnvelope } from '../core/envelope.js';
 import { canonicalContext, contextDigest, type KeyContext } from '../core/key-context.js';
 import { unwrapKey, wrapKey } from '../core/wrapped-key.js';
-import { KeystrataError } from '../errors.js';
+import { KeystrataError, invalidRequest } from '../errors.js';
 import { StoreConflictError, type ObjectRecord, type ObjectVersionRecord, type Page, type Store } from '../store/store.js';
 import type { Clock } from './clock.js';
 import type { KeyHierarchy } from './key-hierarchy.js';
@@ -59,6 +59,31 @@ function objectScopeId(objectId: string, version: number): string {
 
 function notFound(id: string): KeystrataError {
   return new KeystrataError('object_not_found', `Object ${id} does not exist in this environment.`);
+}
+
+const LONE_SURROGATE = /\p{Cs}/u;
+
+/**
+ * Text that both stores keep exactly: no lone UTF-16 surrogates (UTF-8 storage would turn them into
+ * U+FFFD, silently changing the secret) and, in JSON metadata, no U+0000 (PostgreSQL's jsonb cannot
+ * store it, so the same request would succeed on SQLite and fail on PostgreSQL).
+ */
+function checkStorableText(value: string, field: string): void {
+  if (LONE_SURROGATE.test(value)) throw invalidRequest(field, `${field} must be well-formed Unicode text (it contains a lone surrogate).`);
+}
+
+function checkStorableJson(value: unknown, field: string): void {
+  if (typeof value === 'string') {
+    checkStorableText(value, field);
+    if (value.includes('\u0000')) throw invalidRequest(field, `${field} must not contain the character U+0000.`);
+  } else if (Array.isArray(value)) {
+    for (const item of value) checkStorableJson(item, field);
+  } else if (typeof value === 'object' && value !== null) {
+    for (const [key, item] of Object.entries(value)) {
+      checkStorableJson(key, field);
+      checkStorableJson(item, field);
+    }
+  }
 }
 
 export function createVaultObjects(deps: {
@@ -124,6 +149,8 @@ export function createVaultObjects(deps: {
 
   return {
     async create(env: EnvironmentContext, input: { name: string; value: string; context: KeyContext; metadata?: Readonly<Record<string, unknown>> | undefined }): Promise<VaultObjectView> {
+      checkStorableText(input.value, 'value');
+      checkStorableJson(input.metadata ?? {}, 'metadata');
       const environmentId = env.environment.id;
       const context = canonicalContext(input.context);
       const contextKeyId = await hierarchy.scopedKeyId(environmentId, { kind: 'context', scopeId: contextDigest(input.context).toString('hex') });
@@ -170,6 +197,7 @@ export function createVaultObjects(deps: {
 
     /** Optimistic concurrency: succeeds only if the object is still at `expectedVersion`. */
     async update(env: EnvironmentContext, id: string, input: { value: string; expectedVersion: number }): Promise<VaultObjectView> {
+      checkStorableText(input.value, 'value');
       const object = await requireObject(env, id);
       if (object.version !== input.expectedVersion) throw conflict(object.version);
       const now = new Date(clock.now());

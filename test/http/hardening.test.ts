@@ -119,6 +119,55 @@ for (const store of testStores()) {
       }
     });
 
+    it('text both stores cannot keep exactly is refused the same way on each (400, field named)', async () => {
+      const t = await openTestKeystrata({ store });
+      try {
+        const ws = (await createWorkspace(t)).id;
+        const objects = `${envUrl(ws)}/objects`;
+        const context = { org: 'o' };
+        const cases: [unknown, string][] = [
+          [{ name: 'm1', value: 'v', context, metadata: { note: 'nul\u0000inside' } }, 'metadata'],
+          [{ name: 'm2', value: 'v', context, metadata: { ['k\u0000']: 'x' } }, 'metadata'],
+          [{ name: 'm3', value: 'v', context, metadata: { deep: [{ x: 'lone \ud800' }] } }, 'metadata'],
+          [{ name: 'v1', value: 'lone \udc00 surrogate', context }, 'value'],
+        ];
+        for (const [body, field] of cases) {
+          const error = expectError(await call(t, 'POST', objects, body), 400, 'invalid_request');
+          expect(error.field).toBe(field);
+        }
+        const created = await ok<{ id: string }>(t, 'POST', objects, { name: 'ok', value: 'astral \ud83d\udd11 is fine', context, metadata: { emoji: '\ud83d\udd11' } }, 201);
+        const error = expectError(await call(t, 'PUT', `${objects}/${created.id}`, { value: '\ud800', expectedVersion: 1 }), 400, 'invalid_request');
+        expect(error.field).toBe('value');
+        expect((await ok<{ value: string }>(t, 'GET', `${objects}/${created.id}`, undefined)).value).toBe('astral \ud83d\udd11 is fine');
+      } finally {
+        await t.destroy();
+      }
+    });
+
+    it('an altered platform CMK row is integrity_check_failed', async () => {
+      const t = await openTestKeystrata({ store });
+      try {
+        const ws = (await createWorkspace(t)).id;
+        const { ciphertext } = await encrypt(t, ws, { type: 'job', id: 'j1' }, Buffer.from('data'));
+        await t.close();
+        const other = Buffer.alloc(61, 7).toString('base64');
+        await tamper(
+          t.handle,
+          store === 'sqlite'
+            ? `UPDATE cmks SET config = json_set(config, '$.wrappedMaterial', '${other}')`
+            : `UPDATE cmks SET config = jsonb_set(config, '{wrappedMaterial}', '"${other}"')`,
+        );
+        const reopened = await openTestKeystrata({ store, handle: t.handle });
+        try {
+          expectError(await call(reopened, 'POST', `${envUrl(ws)}/decrypt`, { ciphertext }), 500, 'integrity_check_failed');
+        } finally {
+          await reopened.close();
+        }
+      } finally {
+        await t.destroy();
+      }
+    });
+
     it('an altered job key is integrity_check_failed on decrypt', async () => {
       const t = await openTestKeystrata({ store });
       try {

@@ -79,8 +79,10 @@ export function platformProviderFactory(rootWrapKey: Buffer): CmkProviderFactory
         parentId: ROOT_KEY_ID,
       });
       if (!material) {
-        throw new KeystrataError('root_key_mismatch', 'A platform CMK does not open with this root key.', {
-          logDetail: `platform CMK ${cmkId} failed to unwrap`,
+        // The root key was verified against the database at start-up, so a CMK that does not open
+        // means its stored row was altered.
+        throw new KeystrataError('integrity_check_failed', 'A stored key failed its integrity check.', {
+          logDetail: `platform CMK ${cmkId} failed to unwrap under the root key`,
         });
       }
       return new PlatformProvider(material, parsed.version);
