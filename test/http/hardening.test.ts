@@ -3,7 +3,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sqlitePath } from '../../src/service/keystrata.js';
 import { call, createWorkspace, encrypt, envUrl, expectError, ok } from '../support/http-helpers.js';
-import { TEST_DATABASE_URL, openTestKeystrata, testStores, type TestKeystrata, type TestStoreHandle } from '../support/test-keystrata.js';
+import { TEST_DATABASE_URL, openTestKeystrata, testStores, type StoreKind, type TestKeystrata, type TestStoreHandle } from '../support/test-keystrata.js';
 
 /** Run one SQL statement directly against a test store, behind keystrata's back. */
 async function tamper(handle: TestStoreHandle, sql: string): Promise<void> {
@@ -92,34 +92,65 @@ describe('request hardening (sqlite)', () => {
 });
 
 /** SQL that overwrites the wrapped bytes of every key of `kind` with random bytes of the same length. */
-function randomizeWrapped(store: 'sqlite' | 'postgres', kind: 'ek' | 'job'): string {
+function randomizeWrapped(store: StoreKind, kind: 'ek' | 'job'): string {
   return store === 'sqlite'
     ? `UPDATE keys SET wrapped = randomblob(length(wrapped)) WHERE kind = '${kind}'`
     : `UPDATE keys SET wrapped = decode(md5(random()::text) || md5(random()::text), 'hex') || substring(wrapped from 33) WHERE kind = '${kind}'`;
 }
 
+/**
+ * Write a job ciphertext, close, alter the stored rows with `sql` behind keystrata's back, reopen,
+ * and hand the reopened instance, the workspace id and the ciphertext to `check`.
+ */
+async function afterTampering(
+  store: StoreKind,
+  sql: string,
+  check: (t: TestKeystrata, ws: string, ciphertext: string) => Promise<void>,
+): Promise<void> {
+  const t = await openTestKeystrata({ store });
+  try {
+    const ws = (await createWorkspace(t)).id;
+    const { ciphertext } = await encrypt(t, ws, { type: 'job', id: 'j1' }, Buffer.from('data'));
+    await t.close();
+    await tamper(t.handle, sql);
+    const reopened = await openTestKeystrata({ store, handle: t.handle });
+    try {
+      await check(reopened, ws, ciphertext);
+    } finally {
+      await reopened.close();
+    }
+  } finally {
+    await t.destroy();
+  }
+}
+
 for (const store of testStores()) {
   describe(`stored keys that fail their integrity check (${store})`, () => {
-    it('an altered environment key is integrity_check_failed (500) on encrypt AND decrypt, not decryption_failed', async () => {
-      const t = await openTestKeystrata({ store });
-      try {
-        const ws = (await createWorkspace(t)).id;
-        const { ciphertext } = await encrypt(t, ws, { type: 'job', id: 'j1' }, Buffer.from('data'));
-        await t.close();
-        await tamper(t.handle, randomizeWrapped(store, 'ek'));
-        const reopened = await openTestKeystrata({ store, handle: t.handle });
-        try {
-          expectError(await call(reopened, 'POST', `${envUrl(ws)}/decrypt`, { ciphertext }), 500, 'integrity_check_failed');
-          expectError(await call(reopened, 'POST', `${envUrl(ws)}/encrypt`, { scope: { type: 'job', id: 'j2' }, plaintext: 'AA==' }), 500, 'integrity_check_failed');
-        } finally {
-          await reopened.close();
-        }
-      } finally {
-        await t.destroy();
-      }
+    it('an altered environment key is integrity_check_failed (500) on encrypt AND decrypt, not decryption_failed', () =>
+      afterTampering(store, randomizeWrapped(store, 'ek'), async (t, ws, ciphertext) => {
+        expectError(await call(t, 'POST', `${envUrl(ws)}/decrypt`, { ciphertext }), 500, 'integrity_check_failed');
+        expectError(await call(t, 'POST', `${envUrl(ws)}/encrypt`, { scope: { type: 'job', id: 'j2' }, plaintext: 'AA==' }), 500, 'integrity_check_failed');
+      }));
+
+    it('an altered platform CMK row is integrity_check_failed', () => {
+      const other = Buffer.alloc(61, 7).toString('base64');
+      const sql =
+        store === 'sqlite'
+          ? `UPDATE cmks SET config = json_set(config, '$.wrappedMaterial', '${other}')`
+          : `UPDATE cmks SET config = jsonb_set(config, '{wrappedMaterial}', '"${other}"')`;
+      return afterTampering(store, sql, async (t, ws, ciphertext) => {
+        expectError(await call(t, 'POST', `${envUrl(ws)}/decrypt`, { ciphertext }), 500, 'integrity_check_failed');
+      });
     });
 
-    it('text both stores cannot keep exactly is refused the same way on each (400, field named)', async () => {
+    it('an altered job key is integrity_check_failed on decrypt', () =>
+      afterTampering(store, randomizeWrapped(store, 'job'), async (t, ws, ciphertext) => {
+        expectError(await call(t, 'POST', `${envUrl(ws)}/decrypt`, { ciphertext }), 500, 'integrity_check_failed');
+      }));
+  });
+
+  describe(`text both stores must keep exactly (${store})`, () => {
+    it('is refused the same way on each (400, field named)', async () => {
       const t = await openTestKeystrata({ store });
       try {
         const ws = (await createWorkspace(t)).id;
@@ -139,48 +170,6 @@ for (const store of testStores()) {
         const error = expectError(await call(t, 'PUT', `${objects}/${created.id}`, { value: '\ud800', expectedVersion: 1 }), 400, 'invalid_request');
         expect(error.field).toBe('value');
         expect((await ok<{ value: string }>(t, 'GET', `${objects}/${created.id}`, undefined)).value).toBe('astral \ud83d\udd11 is fine');
-      } finally {
-        await t.destroy();
-      }
-    });
-
-    it('an altered platform CMK row is integrity_check_failed', async () => {
-      const t = await openTestKeystrata({ store });
-      try {
-        const ws = (await createWorkspace(t)).id;
-        const { ciphertext } = await encrypt(t, ws, { type: 'job', id: 'j1' }, Buffer.from('data'));
-        await t.close();
-        const other = Buffer.alloc(61, 7).toString('base64');
-        await tamper(
-          t.handle,
-          store === 'sqlite'
-            ? `UPDATE cmks SET config = json_set(config, '$.wrappedMaterial', '${other}')`
-            : `UPDATE cmks SET config = jsonb_set(config, '{wrappedMaterial}', '"${other}"')`,
-        );
-        const reopened = await openTestKeystrata({ store, handle: t.handle });
-        try {
-          expectError(await call(reopened, 'POST', `${envUrl(ws)}/decrypt`, { ciphertext }), 500, 'integrity_check_failed');
-        } finally {
-          await reopened.close();
-        }
-      } finally {
-        await t.destroy();
-      }
-    });
-
-    it('an altered job key is integrity_check_failed on decrypt', async () => {
-      const t = await openTestKeystrata({ store });
-      try {
-        const ws = (await createWorkspace(t)).id;
-        const { ciphertext } = await encrypt(t, ws, { type: 'job', id: 'j1' }, Buffer.from('data'));
-        await t.close();
-        await tamper(t.handle, randomizeWrapped(store, 'job'));
-        const reopened = await openTestKeystrata({ store, handle: t.handle });
-        try {
-          expectError(await call(reopened, 'POST', `${envUrl(ws)}/decrypt`, { ciphertext }), 500, 'integrity_check_failed');
-        } finally {
-          await reopened.close();
-        }
       } finally {
         await t.destroy();
       }
