@@ -167,16 +167,21 @@ export function createKeyHierarchy(deps: KeyHierarchyDeps) {
     }
   }
 
-  /** The id of the key for `request`, creating it (and its parents) on first use. */
-  function indexKeyOf(environmentId: string, request: ScopedKeyRequest): string {
-    const identity = request.kind === 'hourly' ? currentHourStart() : 'scopeId' in request ? request.scopeId : '';
+  /**
+   * The scope-index key of a request. `hourStart` is passed in, never re-read from the clock here:
+   * reading the clock twice could straddle an hour boundary and file one hour's key under the
+   * next hour's entry, and events would then be sealed under a decrypt-only key for an hour.
+   */
+  function indexKeyOf(environmentId: string, request: ScopedKeyRequest, hourStart: number | null): string {
+    const identity = request.kind === 'hourly' ? hourStart : 'scopeId' in request ? request.scopeId : '';
     return `${environmentId}\0${request.kind}\0${identity}`;
   }
 
+  /** The id of the key for `request`, creating it (and its parents) on first use. */
   function scopedKeyId(environmentId: string, request: ScopedKeyRequest): Promise<string> {
     const hourStart = request.kind === 'hourly' ? currentHourStart() : null;
     const scopeId = 'scopeId' in request ? request.scopeId : null;
-    const indexKey = indexKeyOf(environmentId, request);
+    const indexKey = indexKeyOf(environmentId, request, hourStart);
     const known = scopeIndex.get(indexKey);
     if (known) return Promise.resolve(known);
     return resolving.run(indexKey, async () => {
@@ -195,7 +200,7 @@ export function createKeyHierarchy(deps: KeyHierarchyDeps) {
 
   /** Run `use` with the key for a scope (created on first use). */
   function withScopedKey<T>(environmentId: string, request: ScopedKeyRequest, use: (key: KeyEntry<KeyMeta>) => T): Promise<T> {
-    const known = scopeIndex.get(indexKeyOf(environmentId, request));
+    const known = scopeIndex.get(indexKeyOf(environmentId, request, request.kind === 'hourly' ? currentHourStart() : null));
     if (known !== undefined) return withKeyById(environmentId, known, use);
     return scopedKeyId(environmentId, request).then((keyId) => withKeyById(environmentId, keyId, use));
   }
