@@ -10,6 +10,8 @@ import { SingleFlight } from './single-flight.js';
 
 /** What the cache remembers about a key besides its material: enough to check a ciphertext's claims. */
 export interface KeyMeta {
+  /** The key's id (the cache slot name also carries the environment). */
+  readonly keyId: string;
   readonly environmentId: string;
   readonly kind: KeyKind;
   readonly scopeId: string | null;
@@ -62,8 +64,18 @@ export function createKeyHierarchy(deps: KeyHierarchyDeps) {
   const scopeIndex = new LruMap<string, string>(deps.scopeIndexSize);
   const resolving = new SingleFlight<string, string>();
 
+  /**
+   * The cache slot of a key: qualified by its environment. Key ids appear in clear in every ks1
+   * header, so anyone can name another tenant's key id; with slots (and the single-flight of their
+   * loads) per environment, such a request can never share — and fail — a load another tenant's
+   * request is waiting on, nor make the store or a KMS load another tenant's key.
+   */
+  function slotOf(environmentId: string, keyId: string): string {
+    return `${environmentId}\0${keyId}`;
+  }
+
   function metaOf(record: KeyRecord): KeyMeta {
-    return { environmentId: record.environmentId, kind: record.kind, scopeId: record.scopeId, hourStart: record.hourStart };
+    return { keyId: record.id, environmentId: record.environmentId, kind: record.kind, scopeId: record.scopeId, hourStart: record.hourStart };
   }
 
   /** Start of the current key period (UTC-aligned), in epoch seconds. */
@@ -77,7 +89,7 @@ export function createKeyHierarchy(deps: KeyHierarchyDeps) {
     assertUsable(record.state, `${record.kind} key`);
     if (record.kind === 'ek') return loadEnvironmentKey(record);
     return cache.withKey(
-      record.parentId,
+      slotOf(environmentId, record.parentId),
       () => loadKey(environmentId, record.parentId),
       (parent) => {
         const material = unwrapKey(parent.material, record.wrapped, {
@@ -118,12 +130,12 @@ export function createKeyHierarchy(deps: KeyHierarchyDeps) {
     const guarded = inEnvironment(environmentId, use);
     // Cache hit: no promise machinery beyond the one the caller awaits.
     try {
-      const hit = cache.tryUse(keyId, guarded);
+      const hit = cache.tryUse(slotOf(environmentId, keyId), guarded);
       if (hit !== MISS) return Promise.resolve(hit);
     } catch (error) {
       return Promise.reject(error);
     }
-    return cache.withKey(keyId, () => loadKey(environmentId, keyId), guarded);
+    return cache.withKey(slotOf(environmentId, keyId), () => loadKey(environmentId, keyId), guarded);
   }
 
   async function environmentKeyId(environmentId: string): Promise<string> {
@@ -158,7 +170,7 @@ export function createKeyHierarchy(deps: KeyHierarchyDeps) {
       };
       const winner = await store.insertKeyIfAbsent(record);
       if (winner.id === id) {
-        cache.put(id, { material, meta: metaOf(record), notAfter: parentExpiry });
+        cache.put(slotOf(environmentId, id), { material, meta: metaOf(record), notAfter: parentExpiry });
         cached = true;
       }
       return winner.id;

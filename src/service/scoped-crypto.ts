@@ -51,8 +51,8 @@ export function createScopedCrypto(deps: { readonly hierarchy: Pick<KeyHierarchy
   /** Seal `plaintext` for `scope` under the scope's key (created on first use). */
   function encryptBinary(env: EnvironmentContext, scope: DataScope, plaintext: Uint8Array): Promise<BinaryEncryptResult> {
     return hierarchy.withScopedKey(env.environment.id, SCOPE_KEYS[scope.type].request(scope.id), (key) => ({
-      envelope: sealEnvelope(key.material, { scopeKind: scope.type, scopeId: scope.id, keyId: key.id }, env.binding, plaintext),
-      keyId: key.id,
+      envelope: sealEnvelope(key.material, { scopeKind: scope.type, scopeId: scope.id, keyId: key.meta.keyId }, env.binding, plaintext),
+      keyId: key.meta.keyId,
     }));
   }
 
