@@ -75,7 +75,7 @@ export async function openKeystrata(config: Config, options: OpenOptions = {}): 
       store,
       clock,
       cache,
-      workspaces: createWorkspaceService({ store, providers, platform, clock }),
+      workspaces: createWorkspaceService({ store, platform, clock }),
       crypto: createScopedCrypto({ hierarchy }),
       objects: createVaultObjects({ store, hierarchy, clock }),
       keyStatus: createKeyStatusService({

@@ -3,7 +3,7 @@ import { bindingBytes } from '../core/envelope.js';
 import { ekWrapAad } from '../core/wrapped-key.js';
 import { KeystrataError } from '../errors.js';
 import { PLATFORM_PROVIDER, type PlatformConfig } from '../providers/platform/platform-provider.js';
-import type { ProviderRegistry } from '../providers/registry.js';
+import type { CmkProviderFactory } from '../providers/provider.js';
 import { StoreConflictError, type EnvironmentRecord, type NewEnvironment, type Page, type Store, type WorkspaceRecord } from '../store/store.js';
 import type { Clock } from './clock.js';
 import { LruMap } from './lru-map.js';
@@ -27,15 +27,14 @@ export interface WorkspaceServiceDeps {
     Store,
     'createWorkspace' | 'getWorkspace' | 'listWorkspaces' | 'createEnvironment' | 'listEnvironments' | 'getEnvironmentByName'
   >;
-  readonly providers: Pick<ProviderRegistry, 'forCmk'>;
-  readonly platform: { provision(identity: { cmkId: string; environmentId: string }): PlatformConfig };
+  readonly platform: Pick<CmkProviderFactory, 'open'> & { provision(identity: { cmkId: string; environmentId: string }): PlatformConfig };
   readonly clock: Clock;
 }
 
 export type WorkspaceService = ReturnType<typeof createWorkspaceService>;
 
 export function createWorkspaceService(deps: WorkspaceServiceDeps) {
-  const { store, providers, platform, clock } = deps;
+  const { store, platform, clock } = deps;
   // (workspace, environment name) → context. Environments are never renamed, so this only grows stale
   // if an environment is deleted, which issue 5's crypto-shredding will handle by evicting.
   const resolved = new LruMap<string, EnvironmentContext>(10_000);
@@ -55,9 +54,12 @@ export function createWorkspaceService(deps: WorkspaceServiceDeps) {
     };
     const ekId = newId();
     const ekMaterial = randomKey();
+    // A provider of its own, closed (its CMK zeroed) whatever happens: the CMK is not stored yet,
+    // and the registry only keeps providers of stored CMKs. A failed create leaves nothing behind.
+    const provider = platform.open(cmk.config, { cmkId, environmentId: environment.id });
     try {
       const aad = ekWrapAad({ environmentId: environment.id, ekId, cmkId });
-      const { ciphertext, keyVersion } = await providers.forCmk(cmk).wrap(ekMaterial, aad);
+      const { ciphertext, keyVersion } = await provider.wrap(ekMaterial, aad);
       return {
         environment,
         cmk,
@@ -76,6 +78,7 @@ export function createWorkspaceService(deps: WorkspaceServiceDeps) {
       };
     } finally {
       zeroize(ekMaterial);
+      await provider.close();
     }
   }
 
@@ -101,13 +104,14 @@ export function createWorkspaceService(deps: WorkspaceServiceDeps) {
 
     async createEnvironment(workspaceId: string, name: string): Promise<EnvironmentRecord> {
       await getWorkspace(workspaceId);
+      // Checked first so that a duplicate costs no key generation; the store's unique index still
+      // decides races between concurrent creates.
+      if (await store.getEnvironmentByName(workspaceId, name)) throw duplicateEnvironment(workspaceId, name);
       const created = await provisionEnvironment(workspaceId, name);
       try {
         await store.createEnvironment(created);
       } catch (error) {
-        if (error instanceof StoreConflictError) {
-          throw new KeystrataError('already_exists', `Workspace ${workspaceId} already has an environment named "${name}".`);
-        }
+        if (error instanceof StoreConflictError) throw duplicateEnvironment(workspaceId, name);
         throw error;
       }
       return created.environment;
@@ -132,4 +136,8 @@ export function createWorkspaceService(deps: WorkspaceServiceDeps) {
       return context;
     },
   };
+}
+
+function duplicateEnvironment(workspaceId: string, name: string): KeystrataError {
+  return new KeystrataError('already_exists', `Workspace ${workspaceId} already has an environment named "${name}".`);
 }
