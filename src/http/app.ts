@@ -6,7 +6,7 @@ import type { Config } from '../config.js';
 import type { Keystrata } from '../service/keystrata.js';
 import { createAdminAuth } from './admin-auth.js';
 import { KeystrataError } from '../errors.js';
-import { installErrorHandling } from './error-handler.js';
+import { installErrorHandling, sendError } from './error-handler.js';
 import { installJsonBodyParser } from './json-body.js';
 import { cryptoRoutes } from './routes/crypto-routes.js';
 import { keyRoutes } from './routes/key-routes.js';
@@ -40,6 +40,11 @@ export async function buildApp(ks: Keystrata, options: AppOptions): Promise<App>
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
     // Shutdown answers are ours (shutting_down, in the usual error body), see below.
     return503OnClosing: false,
+    // Errors Fastify raises before routing (e.g. malformed percent-encoding in the URL) get the
+    // same error body as everything else.
+    frameworkErrors: (error, request, reply) => {
+      void sendError(request, reply, new KeystrataError('invalid_request', `The request URL is not valid (${error.code}).`));
+    },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   await app.register(swagger, {

@@ -53,7 +53,8 @@ export function sendError(request: FastifyRequest, reply: FastifyReply, error: K
   };
   if (error.field !== undefined) body.field = error.field;
   if (error.details !== undefined) body.details = error.details;
-  return reply.code(error.status).send({ error: body });
+  // Set here as well as in the onSend hook: errors raised before routing skip the hooks.
+  return reply.code(error.status).header('x-request-id', request.id).header('cache-control', 'no-store').send({ error: body });
 }
 
 export function installErrorHandling(app: FastifyInstance): void {

@@ -72,16 +72,22 @@ function checkStorableText(value: string, field: string): void {
   if (LONE_SURROGATE.test(value)) throw invalidRequest(field, `${field} must be well-formed Unicode text (it contains a lone surrogate).`);
 }
 
-function checkStorableJson(value: unknown, field: string): void {
-  if (typeof value === 'string') {
-    checkStorableText(value, field);
-    if (value.includes('\u0000')) throw invalidRequest(field, `${field} must not contain the character U+0000.`);
-  } else if (Array.isArray(value)) {
-    for (const item of value) checkStorableJson(item, field);
-  } else if (typeof value === 'object' && value !== null) {
-    for (const [key, item] of Object.entries(value)) {
-      checkStorableJson(key, field);
-      checkStorableJson(item, field);
+/** Deeper metadata is refused: nobody needs it, and an unbounded walk is a stack-overflow vector. */
+const MAX_METADATA_DEPTH = 32;
+
+function checkStorableJson(root: unknown, field: string): void {
+  // Iterative, with an explicit depth bound: the body parser accepts arbitrarily deep JSON.
+  const pending: [unknown, number][] = [[root, 0]];
+  for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
+    const [value, depth] = next;
+    if (depth > MAX_METADATA_DEPTH) throw invalidRequest(field, `${field} is nested more than ${MAX_METADATA_DEPTH} levels deep.`);
+    if (typeof value === 'string') {
+      checkStorableText(value, field);
+      if (value.includes('\u0000')) throw invalidRequest(field, `${field} must not contain the character U+0000.`);
+    } else if (Array.isArray(value)) {
+      for (const item of value) pending.push([item, depth + 1]);
+    } else if (typeof value === 'object' && value !== null) {
+      for (const [key, item] of Object.entries(value)) pending.push([key, depth + 1], [item, depth + 1]);
     }
   }
 }
@@ -103,9 +109,12 @@ export function createVaultObjects(deps: {
       );
       const binding = bindingBytes({ workspaceId: env.workspaceId, environmentId, contextDigest: contextDigest(JSON.parse(object.context) as KeyContext) });
       const plaintext = Buffer.from(value, 'utf8');
-      const ciphertext = sealEnvelope(dataKey, { scopeKind: 'object', scopeId: objectScopeId(object.id, version), keyId: dataKeyId }, binding, plaintext);
-      zeroize(plaintext);
-      return { objectId: object.id, version, dataKeyId, wrappedDataKey, ciphertext, createdAt };
+      try {
+        const ciphertext = sealEnvelope(dataKey, { scopeKind: 'object', scopeId: objectScopeId(object.id, version), keyId: dataKeyId }, binding, plaintext);
+        return { objectId: object.id, version, dataKeyId, wrappedDataKey, ciphertext, createdAt };
+      } finally {
+        zeroize(plaintext);
+      }
     } finally {
       zeroize(dataKey);
     }

@@ -22,6 +22,13 @@ function decode(cursor: string): unknown[] {
   return value;
 }
 
+// Text a database can compare: no U+0000 (PostgreSQL text cannot hold it) and no lone surrogates
+// (not valid UTF-8). Both are refused as an invalid cursor rather than reaching the database.
+const UNSTORABLE = /[\u0000]|\p{Cs}/u;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+/** The largest time a JavaScript Date (and so a cursor timestamp) can hold. */
+const MAX_DATE_MS = 8.64e15;
+
 function encode(key: readonly unknown[]): string {
   return Buffer.from(JSON.stringify(key), 'utf8').toString('base64url');
 }
@@ -38,7 +45,14 @@ export function encodeWorkspaceCursor(createdAt: Date, id: string): string {
 
 export function decodeWorkspaceCursor(cursor: string): WorkspaceCursor {
   const [createdAtMs, id, ...rest] = decode(cursor);
-  if (typeof createdAtMs !== 'number' || !Number.isSafeInteger(createdAtMs) || typeof id !== 'string' || rest.length > 0) {
+  if (
+    typeof createdAtMs !== 'number' ||
+    !Number.isSafeInteger(createdAtMs) ||
+    Math.abs(createdAtMs) > MAX_DATE_MS ||
+    typeof id !== 'string' ||
+    !UUID.test(id) ||
+    rest.length > 0
+  ) {
     throw invalidCursor();
   }
   return { createdAtMs, id };
@@ -51,7 +65,7 @@ export function encodeObjectCursor(name: string): string {
 
 export function decodeObjectCursor(cursor: string): string {
   const [name, ...rest] = decode(cursor);
-  if (typeof name !== 'string' || rest.length > 0) throw invalidCursor();
+  if (typeof name !== 'string' || UNSTORABLE.test(name) || rest.length > 0) throw invalidCursor();
   return name;
 }
 

@@ -73,6 +73,21 @@ describe('request hardening (sqlite)', () => {
     for (const name of names) expect(seen.filter((n) => n === name)).toHaveLength(1);
   });
 
+  it('a malformed URL (bad percent-encoding) is invalid_request in the usual error body', async () => {
+    const response = await t.app.inject({ method: 'GET', url: `/v1/workspaces/${ws}/environments/%zz/keys`, headers: t.auth });
+    expectError(response, 400, 'invalid_request');
+  });
+
+  it('metadata nested deeper than 32 levels is invalid_request, not a stack overflow', async () => {
+    // Built as text: JSON.stringify itself would overflow on 6,000 levels.
+    const payload = `{"name":"deep","value":"v","context":{"org":"o"},"metadata":{"deep":${'['.repeat(6000)}"leaf"${']'.repeat(6000)}}}`;
+    const response = await t.app.inject({ method: 'POST', url: `${envUrl(ws)}/objects`, headers: { ...t.auth, 'content-type': 'application/json' }, payload });
+    expect(expectError(response, 400, 'invalid_request').field).toBe('metadata');
+    let fine: unknown = 'leaf';
+    for (let i = 0; i < 30; i++) fine = [fine];
+    await ok(t, 'POST', `${envUrl(ws)}/objects`, { name: 'fine', value: 'v', context: { org: 'o' }, metadata: { fine } }, 201);
+  });
+
   it('limit must be 1–1000', async () => {
     for (const limit of ['0', '1001', '-1', 'abc', '01']) {
       const error = expectError(await call(t, 'GET', `${envUrl(ws)}/objects?limit=${limit}`), 400, 'invalid_request');

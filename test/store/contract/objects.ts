@@ -75,6 +75,19 @@ export function objectContract(ctx: ContractContext): void {
       await ctx.store.createObject(...pair(newObject(env.id, 'doomed')));
     });
 
+    it('hostile cursors are invalid_request on every backend, never a database error', async () => {
+      const env = await ctx.freshEnvironment();
+      const cursor = (value: unknown) => Buffer.from(JSON.stringify(value), 'utf8').toString('base64url');
+      const objectCursors = [cursor(['\u0000']), cursor(['a\ud800']), cursor([1]), cursor(['a', 'b']), cursor({}), 'not base64!', 'x'.repeat(3000)];
+      for (const bad of objectCursors) {
+        await expect(ctx.store.listObjects(env.id, { limit: 5, cursor: bad })).rejects.toMatchObject({ code: 'invalid_request', field: 'cursor' });
+      }
+      const workspaceCursors = [cursor([9e15, newId()]), cursor([1, '\u0000']), cursor([1, 'not-a-uuid']), cursor([1.5, newId()]), cursor(['1', newId()])];
+      for (const bad of workspaceCursors) {
+        await expect(ctx.store.listWorkspaces({ limit: 5, cursor: bad })).rejects.toMatchObject({ code: 'invalid_request', field: 'cursor' });
+      }
+    });
+
     it('listObjects pages through every object once, in name order', async () => {
       const env = await ctx.freshEnvironment();
       const other = await ctx.freshEnvironment();
