@@ -1,4 +1,4 @@
-import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { Type, type TSchema } from '@sinclair/typebox';
 
 /**
  * JSON Schemas of the HTTP API (TypeBox). They validate every request (ajv, compiled once), make
@@ -168,7 +168,6 @@ export const ERROR_RESPONSES = {
   503: Type.Ref('Error'),
 } as const;
 
-export type EncryptBodyT = Static<typeof EncryptBody>;
 export const SHARED_SCHEMAS = [ErrorBody, Environment, Workspace, VaultObject, VaultObjectWithValue] as const;
 
 /** `limit` query parameter → number (the schema already limits it to 1–1000). */

@@ -14,10 +14,6 @@ export class ProviderRegistry {
     for (const factory of factories) this.factories.set(factory.name, factory);
   }
 
-  has(name: string): boolean {
-    return this.factories.has(name);
-  }
-
   forCmk(cmk: CmkRecord): CmkProvider {
     const existing = this.open.get(cmk.id);
     if (existing) return existing;

@@ -5,8 +5,7 @@ import type { KeyHierarchy, ScopedKeyRequest } from './key-hierarchy.js';
 import type { EnvironmentContext } from './workspaces.js';
 
 /** The data-plane scopes of POST …/encrypt and …/decrypt. */
-export const DATA_SCOPES = ['job', 'event', 'connection', 'log'] as const;
-export type DataScopeType = (typeof DATA_SCOPES)[number];
+export type DataScopeType = 'job' | 'event' | 'connection' | 'log';
 
 export interface DataScope {
   readonly type: DataScopeType;

@@ -6,11 +6,6 @@
 export class SingleFlight<K, T> {
   private readonly inFlight = new Map<K, Promise<T>>();
 
-  /** How many distinct calls are running now. */
-  get pending(): number {
-    return this.inFlight.size;
-  }
-
   run(key: K, work: () => Promise<T>): Promise<T> {
     const running = this.inFlight.get(key);
     if (running) return running;
