@@ -63,10 +63,11 @@ export class KeyCache<M> {
   }
 
   /**
-   * Run `use` with the key `id`, loading it with `load` on a miss. Concurrent misses for the same
-   * id share one `load`. `use` must be synchronous and must not keep `entry.material`.
+   * Run `use` with the key `id`, loading it with `load` on a miss. Concurrent misses with the same
+   * `flight` (default: the id) share one `load`; callers whose loads differ by who asks give each
+   * asker its own flight. `use` must be synchronous and must not keep `entry.material`.
    */
-  async withKey<T>(id: string, load: () => Promise<LoadedKey<M>>, use: (entry: KeyEntry<M>) => T): Promise<T> {
+  async withKey<T>(id: string, load: () => Promise<LoadedKey<M>>, use: (entry: KeyEntry<M>) => T, flight: string = id): Promise<T> {
     const cached = this.lookup(id);
     if (cached) {
       this.hits += 1;
@@ -74,7 +75,7 @@ export class KeyCache<M> {
     }
     this.misses += 1;
     for (;;) {
-      await this.loads.run(id, async () => {
+      await this.loads.run(flight, async () => {
         this.put(id, await load());
       });
       // Re-checked synchronously after the await: with a tiny cache and heavy churn the entry can

@@ -65,12 +65,13 @@ export function createKeyHierarchy(deps: KeyHierarchyDeps) {
   const resolving = new SingleFlight<string, string>();
 
   /**
-   * The cache slot of a key: qualified by its environment. Key ids appear in clear in every ks1
-   * header, so anyone can name another tenant's key id; with slots (and the single-flight of their
-   * loads) per environment, such a request can never share — and fail — a load another tenant's
-   * request is waiting on, nor make the store or a KMS load another tenant's key.
+   * The single-flight of a key's load is per environment. Key ids appear in clear in every ks1
+   * header, so anyone can name another tenant's key id; the load is environment-scoped
+   * (store.getKey(env, id)), and a request from another environment must never share — and fail —
+   * the load that tenant's own request is waiting on. Cache entries stay keyed by id (hits are the
+   * hot path) and every use checks the entry's environment.
    */
-  function slotOf(environmentId: string, keyId: string): string {
+  function flightOf(environmentId: string, keyId: string): string {
     return `${environmentId}\0${keyId}`;
   }
 
@@ -89,7 +90,7 @@ export function createKeyHierarchy(deps: KeyHierarchyDeps) {
     assertUsable(record.state, `${record.kind} key`);
     if (record.kind === 'ek') return loadEnvironmentKey(record);
     return cache.withKey(
-      slotOf(environmentId, record.parentId),
+      record.parentId,
       () => loadKey(environmentId, record.parentId),
       (parent) => {
         const material = unwrapKey(parent.material, record.wrapped, {
@@ -105,6 +106,7 @@ export function createKeyHierarchy(deps: KeyHierarchyDeps) {
         }
         return { material, meta: metaOf(record), notAfter: parent.expiresAt };
       },
+      flightOf(environmentId, record.parentId),
     );
   }
 
@@ -130,12 +132,12 @@ export function createKeyHierarchy(deps: KeyHierarchyDeps) {
     const guarded = inEnvironment(environmentId, use);
     // Cache hit: no promise machinery beyond the one the caller awaits.
     try {
-      const hit = cache.tryUse(slotOf(environmentId, keyId), guarded);
+      const hit = cache.tryUse(keyId, guarded);
       if (hit !== MISS) return Promise.resolve(hit);
     } catch (error) {
       return Promise.reject(error);
     }
-    return cache.withKey(slotOf(environmentId, keyId), () => loadKey(environmentId, keyId), guarded);
+    return cache.withKey(keyId, () => loadKey(environmentId, keyId), guarded, flightOf(environmentId, keyId));
   }
 
   async function environmentKeyId(environmentId: string): Promise<string> {
@@ -170,7 +172,7 @@ export function createKeyHierarchy(deps: KeyHierarchyDeps) {
       };
       const winner = await store.insertKeyIfAbsent(record);
       if (winner.id === id) {
-        cache.put(slotOf(environmentId, id), { material, meta: metaOf(record), notAfter: parentExpiry });
+        cache.put(id, { material, meta: metaOf(record), notAfter: parentExpiry });
         cached = true;
       }
       return winner.id;
