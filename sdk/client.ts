@@ -99,7 +99,7 @@ export class KeystrataClient {
     return this.#http.request({
       method: 'POST',
       path: route`/v1/workspaces/${ws}/environments/${env}/encrypt`,
-      body: { scope: request.scope, plaintext: bytesToBase64(toBytes(request.plaintext)) },
+      body: { scope: request.scope, plaintext: bytesToBase64(toBytes(request.plaintext)), context: request.context },
     });
   }
 
@@ -108,7 +108,7 @@ export class KeystrataClient {
     const answer = await this.#http.request<{ plaintext: string; scope: Scope }>({
       method: 'POST',
       path: route`/v1/workspaces/${ws}/environments/${env}/decrypt`,
-      body: { ciphertext: request.ciphertext, scope: request.scope },
+      body: { ciphertext: request.ciphertext, scope: request.scope, context: request.context },
     });
     return { plaintext: decodePlaintext(answer.plaintext), scope: answer.scope };
   }

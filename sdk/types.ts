@@ -114,6 +114,8 @@ export interface KeyStatus {
 export interface EncryptRequest {
   readonly scope: Scope;
   readonly plaintext: Uint8Array | string;
+  /** Optional key context bound into the ciphertext; decryption must present the same one. */
+  readonly context?: KeyContext;
 }
 
 /** Output of {@link KeystrataClient.encrypt}. */
@@ -129,6 +131,8 @@ export interface DecryptRequest {
   readonly ciphertext: string;
   /** When given, the server also checks that the ciphertext belongs to this scope. */
   readonly scope?: Scope;
+  /** The key context given at encryption, if any (a different or missing one fails to decrypt). */
+  readonly context?: KeyContext;
 }
 
 /** Output of {@link KeystrataClient.decrypt}. */

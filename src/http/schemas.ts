@@ -78,17 +78,6 @@ export const Scope = Type.Object(
 // every character of a large body.
 export const Base64 = Type.String({ description: 'Standard base64 (RFC 4648 §4, with padding).' });
 
-export const EncryptBody = Type.Object({ scope: Scope, plaintext: Base64 }, { additionalProperties: false });
-export const EncryptResponse = Type.Object({ ciphertext: Type.String({ description: 'A ks1 envelope (docs/envelope.md).' }), keyId: Id });
-export const DecryptBody = Type.Object(
-  {
-    ciphertext: Type.String({ minLength: 1, maxLength: 2_000_000 }),
-    scope: Type.Optional(Scope),
-  },
-  { additionalProperties: false },
-);
-export const DecryptResponse = Type.Object({ plaintext: Base64, scope: Scope });
-
 const ContextKey = '^[A-Za-z0-9_.:-]{1,64}$';
 // additionalProperties: false matters: TypeBox's Record only emits patternProperties, which on its
 // own lets keys outside the pattern through with values of any type.
@@ -98,6 +87,26 @@ export const KeyContextSchema = Type.Record(Type.String({ pattern: ContextKey })
   additionalProperties: false,
   description: 'Flat object of strings (keys: letters, digits, "_", ".", ":", "-"; at most 64 characters); objects with different contexts are encrypted under different keys.',
 });
+
+export const EncryptBody = Type.Object(
+  {
+    scope: Scope,
+    plaintext: Base64,
+    context: Type.Optional(KeyContextSchema),
+  },
+  { additionalProperties: false },
+);
+export const EncryptResponse = Type.Object({ ciphertext: Type.String({ description: 'A ks1 envelope (docs/envelope.md).' }), keyId: Id });
+export const DecryptBody = Type.Object(
+  {
+    ciphertext: Type.String({ minLength: 1, maxLength: 2_000_000 }),
+    scope: Type.Optional(Scope),
+    context: Type.Optional(KeyContextSchema),
+  },
+  { additionalProperties: false },
+);
+export const DecryptResponse = Type.Object({ plaintext: Base64, scope: Scope });
+
 export const Metadata = Type.Object({}, { additionalProperties: true, maxProperties: 32, description: 'Free-form, stored in clear.' });
 
 export const ObjectName = Type.String({ minLength: 1, maxLength: 256, pattern: NO_CONTROL_CHARS });

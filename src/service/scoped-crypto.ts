@@ -1,4 +1,5 @@
-import { envelopeFromText, envelopeToText, openEnvelope, parseEnvelope, sealEnvelope } from '../core/envelope.js';
+import { bindingBytes, envelopeFromText, envelopeToText, openEnvelope, parseEnvelope, sealEnvelope } from '../core/envelope.js';
+import { contextDigest, type KeyContext } from '../core/key-context.js';
 import { decryptionFailed, isKeystrataError } from '../errors.js';
 import type { KeyKind } from '../store/store.js';
 import type { KeyHierarchy, ScopedKeyRequest } from './key-hierarchy.js';
@@ -47,10 +48,21 @@ export type ScopedCrypto = ReturnType<typeof createScopedCrypto>;
 export function createScopedCrypto(deps: { readonly hierarchy: Pick<KeyHierarchy, 'withScopedKey' | 'withKeyById'> }) {
   const { hierarchy } = deps;
 
-  /** Seal `plaintext` for `scope` under the scope's key (created on first use). */
-  function encryptBinary(env: EnvironmentContext, scope: DataScope, plaintext: Uint8Array): Promise<BinaryEncryptResult> {
+  /**
+   * The AAD binding for a request: the environment's precomputed one, or — when the caller binds
+   * a key context — one that also carries the context's digest, so that decryption must present
+   * the same context (DESIGN §2).
+   */
+  function bindingFor(env: EnvironmentContext, context: KeyContext | undefined): Buffer {
+    if (context === undefined) return env.binding;
+    return bindingBytes({ workspaceId: env.workspaceId, environmentId: env.environment.id, contextDigest: contextDigest(context) });
+  }
+
+  /** Seal `plaintext` for `scope` under the scope's key (created on first use), optionally bound to a key context. */
+  function encryptBinary(env: EnvironmentContext, scope: DataScope, plaintext: Uint8Array, context?: KeyContext): Promise<BinaryEncryptResult> {
+    const binding = bindingFor(env, context);
     return hierarchy.withScopedKey(env.environment.id, SCOPE_KEYS[scope.type].request(scope.id), (key) => ({
-      envelope: sealEnvelope(key.material, { scopeKind: scope.type, scopeId: scope.id, keyId: key.meta.keyId }, env.binding, plaintext),
+      envelope: sealEnvelope(key.material, { scopeKind: scope.type, scopeId: scope.id, keyId: key.meta.keyId }, binding, plaintext),
       keyId: key.meta.keyId,
     }));
   }
@@ -61,19 +73,20 @@ export function createScopedCrypto(deps: { readonly hierarchy: Pick<KeyHierarchy
    * decryption_failed. Failures about the key's availability (key_unavailable, key_destroyed,
    * key_disabled) are reported as such: the caller must learn whether retrying can help.
    */
-  async function decryptBinary(env: EnvironmentContext, envelope: Buffer, expected?: DataScope): Promise<DecryptResult> {
+  async function decryptBinary(env: EnvironmentContext, envelope: Buffer, expected?: DataScope, context?: KeyContext): Promise<DecryptResult> {
     const parsed = parseEnvelope(envelope);
     if (!parsed) throw decryptionFailed('not a well-formed ks1 envelope');
     const { scopeKind, scopeId, keyId } = parsed.header;
     if (scopeKind === 'object') throw decryptionFailed('vault object ciphertext presented to the data-plane decrypt');
     if (expected && (expected.type !== scopeKind || expected.id !== scopeId)) throw decryptionFailed('scope does not match the expected scope');
     const rule = SCOPE_KEYS[scopeKind];
+    const binding = bindingFor(env, context);
     try {
       const plaintext = await hierarchy.withKeyById(env.environment.id, keyId, (key) => {
         if (key.meta.kind !== rule.keyKind || (rule.boundToKey && key.meta.scopeId !== scopeId)) {
           throw decryptionFailed(`key ${keyId} (${key.meta.kind}) cannot seal scope ${scopeKind}`);
         }
-        return openEnvelope(key.material, parsed, env.binding);
+        return openEnvelope(key.material, parsed, binding);
       });
       if (!plaintext) throw decryptionFailed('authentication tag did not verify');
       return { plaintext, scope: { type: scopeKind, id: scopeId } };
@@ -93,16 +106,16 @@ export function createScopedCrypto(deps: { readonly hierarchy: Pick<KeyHierarchy
     decryptBinary,
 
     /** encryptBinary, returned in the ks1 text form. */
-    async encrypt(env: EnvironmentContext, scope: DataScope, plaintext: Uint8Array): Promise<EncryptResult> {
-      const { envelope, keyId } = await encryptBinary(env, scope, plaintext);
+    async encrypt(env: EnvironmentContext, scope: DataScope, plaintext: Uint8Array, context?: KeyContext): Promise<EncryptResult> {
+      const { envelope, keyId } = await encryptBinary(env, scope, plaintext, context);
       return { ciphertext: envelopeToText(envelope), keyId };
     },
 
     /** decryptBinary of a ks1 text. */
-    decrypt(env: EnvironmentContext, ciphertext: string, expected?: DataScope): Promise<DecryptResult> {
+    decrypt(env: EnvironmentContext, ciphertext: string, expected?: DataScope, context?: KeyContext): Promise<DecryptResult> {
       const envelope = envelopeFromText(ciphertext);
       if (!envelope) return Promise.reject(decryptionFailed('not a ks1 text'));
-      return decryptBinary(env, envelope, expected);
+      return decryptBinary(env, envelope, expected, context);
     },
   };
 }

@@ -141,6 +141,17 @@ describe('workspace, env and keys', () => {
 describe('encrypt and decrypt', () => {
   const encrypted = { ciphertext: 'ks1:AAAA', keyId: 'h1' };
 
+  it('sends --context pairs with encrypt and decrypt', async () => {
+    routes({
+      [`POST ${ENVS}/encrypt`]: () => ({ status: 200, body: encrypted }),
+      [`POST ${ENVS}/decrypt`]: () => ({ status: 200, body: { plaintext: Buffer.from('hi').toString('base64'), scope: { type: 'job', id: 'j' } } }),
+    });
+    await cli(['encrypt', WS, 'production', '--scope', 'job:j', '--text', 'hi', '--context', 'org=o1', '--context', 'region=eu']);
+    await cli(['decrypt', WS, 'production', 'ks1:AAAA', '--context', 'org=o1', '--context', 'region=eu']);
+    expect(api.requests[0]?.json).toMatchObject({ context: { org: 'o1', region: 'eu' } });
+    expect(api.requests[1]?.json).toEqual({ ciphertext: 'ks1:AAAA', context: { org: 'o1', region: 'eu' } });
+  });
+
   it('encrypts --text and prints only the ciphertext', async () => {
     routes({ [`POST ${ENVS}/encrypt`]: () => ({ status: 200, body: encrypted }) });
     const result = await cli(['encrypt', WS, 'production', '--scope', 'job:job:42', '--text', 'héllo']);

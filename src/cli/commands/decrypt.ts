@@ -3,10 +3,11 @@ import type { Scope } from '../../../sdk/index.js';
 import { CliError, UsageError } from '../errors.js';
 import { readStdin, utf8Text } from '../input.js';
 import type { CliIo } from '../io.js';
-import { connect, examples, parseScope, withConnection, type ConnectionOptions } from '../options.js';
+import { collectContext, connect, examples, parseScope, withConnection, type ConnectionOptions } from '../options.js';
 
 interface DecryptOptions extends ConnectionOptions {
   readonly scope?: Scope;
+  readonly context?: Record<string, string>;
   readonly base64?: boolean;
 }
 
@@ -15,6 +16,7 @@ export function registerDecryptCommand(program: Command, io: CliIo): void {
   withConnection(program.command('decrypt <workspace> <env> [ciphertext]'))
     .description('decrypt a ks1: ciphertext (argument or standard input); writes the raw plaintext')
     .option('--scope <type:id>', 'also check that the ciphertext belongs to this scope', parseScope)
+    .option('--context <key=value>', 'the key context given at encryption, if any (repeat for several)', collectContext)
     .option('--base64', 'write the plaintext as base64 (for binary data on a terminal)')
     .addHelpText(
       'after',
@@ -27,7 +29,11 @@ export function registerDecryptCommand(program: Command, io: CliIo): void {
     .action(async (workspace: string, env: string, argument: string | undefined, options: DecryptOptions) => {
       const ciphertext = (argument ?? utf8Text(await readStdin(io, 'ciphertext'), 'the ciphertext')).trim();
       if (ciphertext === '') throw new UsageError('the ciphertext is empty');
-      const { plaintext } = await connect(options, io).decrypt(workspace, env, { ciphertext, scope: options.scope });
+      const { plaintext } = await connect(options, io).decrypt(workspace, env, {
+        ciphertext,
+        ...(options.scope ? { scope: options.scope } : {}),
+        ...(options.context ? { context: options.context } : {}),
+      });
       if (options.base64 === true) io.stdout(`${Buffer.from(plaintext).toString('base64')}\n`);
       else writeBytes(io, plaintext);
     });

@@ -3,11 +3,12 @@ import type { Scope } from '../../../sdk/index.js';
 import { UsageError } from '../errors.js';
 import { readInputFile, readStdin } from '../input.js';
 import type { CliIo } from '../io.js';
-import { connect, examples, parseScope, withConnection, type ConnectionOptions, type FormatOptions } from '../options.js';
+import { collectContext, connect, examples, parseScope, withConnection, type ConnectionOptions, type FormatOptions } from '../options.js';
 import { writeJson } from '../output.js';
 
 interface EncryptOptions extends ConnectionOptions, FormatOptions {
   readonly scope: Scope;
+  readonly context?: Record<string, string>;
   readonly text?: string;
   readonly file?: string;
 }
@@ -21,6 +22,7 @@ export function registerEncryptCommand(program: Command, io: CliIo): void {
         .argParser(parseScope)
         .makeOptionMandatory(),
     )
+    .option('--context <key=value>', 'bind a key context (repeat for several); decrypt must then give the same', collectContext)
     .option('--text <utf8>', 'the plaintext, as text (otherwise --file, otherwise standard input)')
     .option('--file <path>', 'read the plaintext bytes from a file')
     .addHelpText(
@@ -38,7 +40,7 @@ export function registerEncryptCommand(program: Command, io: CliIo): void {
       }
       const plaintext =
         options.text ?? (options.file !== undefined ? await readInputFile(options.file) : await readStdin(io, 'plaintext'));
-      const result = await connect(options, io).encrypt(workspace, env, { scope: options.scope, plaintext });
+      const result = await connect(options, io).encrypt(workspace, env, { scope: options.scope, plaintext, ...(options.context ? { context: options.context } : {}) });
       if (options.output === 'json') writeJson(io, result);
       else io.stdout(`${result.ciphertext}\n`);
     });

@@ -22,7 +22,7 @@ export function cryptoRoutes(app: App, ks: Pick<Keystrata, 'workspaces' | 'crypt
       const env = await ks.workspaces.resolveEnvironment(request.params.ws, request.params.env);
       const plaintext = decodeBase64Field(request.body.plaintext, 'plaintext');
       try {
-        return await ks.crypto.encrypt(env, request.body.scope, plaintext);
+        return await ks.crypto.encrypt(env, request.body.scope, plaintext, request.body.context);
       } finally {
         zeroize(plaintext);
       }
@@ -42,7 +42,7 @@ export function cryptoRoutes(app: App, ks: Pick<Keystrata, 'workspaces' | 'crypt
     },
     async (request) => {
       const env = await ks.workspaces.resolveEnvironment(request.params.ws, request.params.env);
-      const { plaintext, scope } = await ks.crypto.decrypt(env, request.body.ciphertext, request.body.scope);
+      const { plaintext, scope } = await ks.crypto.decrypt(env, request.body.ciphertext, request.body.scope, request.body.context);
       const encoded = plaintext.toString('base64');
       zeroize(plaintext);
       return { plaintext: encoded, scope };
