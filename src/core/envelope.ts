@@ -112,6 +112,24 @@ export interface ParsedEnvelope {
 }
 
 /**
+ * The scope id, or undefined unless the bytes are the canonical UTF-8 of a string, so that one
+ * scope id has exactly one encoding. ASCII (the usual case) is canonical by construction; anything
+ * else is decoded and re-encoded to compare.
+ */
+function decodeScopeId(bytes: Buffer): string | undefined {
+  let ascii = true;
+  for (let i = 0; i < bytes.length; i++) {
+    if (bytes[i]! >= 0x80) {
+      ascii = false;
+      break;
+    }
+  }
+  if (ascii) return bytes.toString('latin1');
+  const text = bytes.toString('utf8');
+  return Buffer.from(text, 'utf8').equals(bytes) ? text : undefined;
+}
+
+/**
  * Parse a binary envelope without decrypting. Returns undefined for anything malformed; it never
  * throws on attacker-controlled input.
  */
@@ -125,11 +143,8 @@ export function parseEnvelope(binary: Buffer): ParsedEnvelope | undefined {
   const headerLength = HEADER_FIXED + scopeIdLength;
   if (binary.length < headerLength + SEAL_OVERHEAD) return undefined;
   const scopeIdBytes = binary.subarray(HEADER_FIXED, headerLength);
-  const scopeId = scopeIdBytes.toString('utf8');
-  // Reject non-canonical UTF-8 so that one scope id has exactly one encoding.
-  if (Buffer.byteLength(scopeId, 'utf8') !== scopeIdLength || !Buffer.from(scopeId, 'utf8').equals(scopeIdBytes)) {
-    return undefined;
-  }
+  const scopeId = decodeScopeId(scopeIdBytes);
+  if (scopeId === undefined) return undefined;
   return {
     header: { scopeKind, scopeId, keyId: idFromBytes(binary.subarray(2, 18)) },
     headerBytes: binary.subarray(0, headerLength),
