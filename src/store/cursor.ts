@@ -58,12 +58,16 @@ export function decodeWorkspaceCursor(cursor: string): WorkspaceCursor {
   return { createdAtMs, id };
 }
 
-/** Objects are listed by name, which is unique within an environment. */
-export function encodeObjectCursor(name: string): string {
+/**
+ * Objects and clients are listed by name, which is unique within their environment or workspace.
+ * The cursor holds the last name of the page; a client cursor is an object cursor and vice versa,
+ * which is harmless: either only says where in name order the next page starts.
+ */
+export function encodeNameCursor(name: string): string {
   return encode([name]);
 }
 
-export function decodeObjectCursor(cursor: string): string {
+export function decodeNameCursor(cursor: string): string {
   const [name, ...rest] = decode(cursor);
   if (typeof name !== 'string' || UNSTORABLE.test(name) || rest.length > 0) throw invalidCursor();
   return name;

@@ -3,8 +3,11 @@
  * another environment, a version row for another object) would be stored without complaint by the
  * database and surface much later as an undecryptable key, so both stores refuse it up front.
  */
-import type { KeyRecord, NewEnvironment, ObjectRecord, ObjectVersionRecord, WorkspaceRecord } from './store.js';
-import { SCOPED_KINDS } from './rows.js';
+import type {
+  AuditAppend, ClientPatch, ClientRecord, ClientTokenRecord, ClientUsageDelta, KeyRecord, NewEnvironment, ObjectRecord, ObjectVersionRecord,
+  WorkspaceRecord,
+} from './store.js';
+import { AUDIT_SEALINGS, CLIENT_ROLES, SCOPED_KINDS } from './rows.js';
 
 function needs(condition: boolean, message: string): asserts condition {
   if (!condition) throw new TypeError(`store precondition: ${message}`);
@@ -42,4 +45,102 @@ export function checkNextVersion(objectId: string, expectedVersion: number, vers
   /* Precondition: the new version row is the one that follows the expected version of this object. */
   needs(version.objectId === objectId, 'version.objectId must be the object id');
   needs(version.version === expectedVersion + 1, 'version.version must be expectedVersion + 1');
+}
+
+/** The most audit entries one listAuditEntries call returns. */
+export const MAX_AUDIT_PAGE = 1000;
+
+function isDate(value: unknown): value is Date {
+  return value instanceof Date && !Number.isNaN(value.getTime());
+}
+
+function isStrings(value: unknown): boolean {
+  return Array.isArray(value) && value.every((v) => typeof v === 'string');
+}
+
+function isPositiveInteger(value: unknown): boolean {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 1;
+}
+
+function isCount(value: unknown): boolean {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
+}
+
+/**
+ * `workspaceId`: the workspace the accompanying change is in, when the store knows it; entries
+ * about another workspace would be chained there, out of sight of whoever audits this one.
+ */
+export function checkAudit(append: AuditAppend, workspaceId?: string): void {
+  /* Precondition: an append carries entries and a linker (an empty append would be a silent no-op). */
+  needs(typeof append.link === 'function', 'audit.link must be a function');
+  needs(Array.isArray(append.entries) && append.entries.length > 0, 'audit.entries must be a non-empty array');
+  for (const entry of append.entries) {
+    /* Precondition: every entry is complete; the body is sealed bytes, never an object to serialise. */
+    needs(typeof entry.id === 'string' && entry.id !== '', 'audit entry id must be a non-empty string');
+    needs(typeof entry.workspaceId === 'string' && entry.workspaceId !== '', 'audit entry workspaceId must be a non-empty string');
+    needs(entry.environmentId === null || typeof entry.environmentId === 'string', 'audit entry environmentId must be a string or null');
+    needs(isDate(entry.at), 'audit entry at must be a valid Date');
+    needs((AUDIT_SEALINGS as readonly string[]).includes(entry.sealing), 'audit entry sealing must be "log-key" or "workspace-key"');
+    needs(Buffer.isBuffer(entry.body), 'audit entry body must be a Buffer');
+  }
+  if (workspaceId !== undefined) checkAuditWorkspace(append, workspaceId);
+}
+
+export function checkAuditWorkspace(append: AuditAppend, workspaceId: string): void {
+  /* Precondition: audit passed with a change is about that change's workspace. */
+  needs(append.entries.every((e) => e.workspaceId === workspaceId), 'audit entries must belong to the workspace being changed');
+}
+
+export function checkAuditPage(afterSeq: number, limit: number): void {
+  /* Precondition: a page starts after a seq (0: from the first entry) and holds 1..1000 entries. */
+  needs(isCount(afterSeq), 'afterSeq must be a non-negative integer');
+  needs(Number.isSafeInteger(limit) && limit >= 1 && limit <= MAX_AUDIT_PAGE, `limit must be an integer from 1 to ${MAX_AUDIT_PAGE}`);
+}
+
+function checkClientFields(fields: ClientPatch): void {
+  /* Precondition: client fields have the types their columns hold (the role is one the authoriser knows). */
+  if (fields.name !== undefined) needs(typeof fields.name === 'string' && fields.name !== '', 'client name must be a non-empty string');
+  if (fields.role !== undefined) needs(CLIENT_ROLES.includes(fields.role), 'client role must be admin, operator, app or auditor');
+  if (fields.environments !== undefined) needs(isStrings(fields.environments), 'client environments must be an array of strings');
+  if (fields.allowedCidrs !== undefined) needs(isStrings(fields.allowedCidrs), 'client allowedCidrs must be an array of strings');
+  if (fields.tokenTtlSeconds !== undefined) needs(isPositiveInteger(fields.tokenTtlSeconds), 'client tokenTtlSeconds must be a positive integer');
+  if (fields.rateLimitPerSecond !== undefined && fields.rateLimitPerSecond !== null) {
+    needs(isPositiveInteger(fields.rateLimitPerSecond), 'client rateLimitPerSecond must be a positive integer or null');
+  }
+  if (fields.disabled !== undefined) needs(typeof fields.disabled === 'boolean', 'client disabled must be a boolean');
+}
+
+export function checkNewClient(client: ClientRecord, firstToken: ClientTokenRecord): void {
+  checkClientFields(client);
+  needs(client.name !== undefined && client.role !== undefined && client.disabled !== undefined, 'client name, role and disabled are required');
+  needs(client.environments !== undefined && client.allowedCidrs !== undefined, 'client environments and allowedCidrs are required');
+  needs(client.tokenTtlSeconds !== undefined && client.rateLimitPerSecond !== undefined, 'client tokenTtlSeconds and rateLimitPerSecond are required');
+  needs(isDate(client.createdAt) && isDate(client.updatedAt), 'client createdAt and updatedAt must be valid Dates');
+  checkClientToken(client.id, firstToken);
+}
+
+export function checkClientPatch(patch: ClientPatch, updatedAt: Date): void {
+  checkClientFields(patch);
+  needs(isDate(updatedAt), 'updatedAt must be a valid Date');
+}
+
+export function checkClientToken(clientId: string, token: ClientTokenRecord): void {
+  /* Precondition: the token row is this client's, and carries the times rotation compares. */
+  needs(token.clientId === clientId, 'token.clientId must be the client id');
+  needs(typeof token.tokenHash === 'string' && token.tokenHash !== '', 'token.tokenHash must be a non-empty string');
+  needs(isDate(token.createdAt) && isDate(token.expiresAt), 'token createdAt and expiresAt must be valid Dates');
+}
+
+export function checkRotationTimes(othersExpireBy: Date, now: Date): void {
+  needs(isDate(othersExpireBy) && isDate(now), 'othersExpireBy and now must be valid Dates');
+}
+
+export function checkUsageDeltas(deltas: readonly ClientUsageDelta[]): void {
+  for (const d of deltas) {
+    /* Precondition: usage only grows; a negative or fractional delta would corrupt the counters. */
+    needs(typeof d.clientId === 'string', 'usage clientId must be a string');
+    needs(isCount(d.requests) && isCount(d.failures), 'usage requests and failures must be non-negative integers');
+    needs(isDate(d.lastUsedAt), 'usage lastUsedAt must be a valid Date');
+    needs(typeof d.lastUsedIp === 'string', 'usage lastUsedIp must be a string');
+  }
 }

@@ -6,6 +6,13 @@
  * JSON column (text in SQLite, jsonb → parsed value in pg) come back.
  */
 import type {
+  AuditEntryRecord,
+  AuditHead,
+  AuditSealing,
+  ClientRecord,
+  ClientRole,
+  ClientTokenRecord,
+  ClientWithUsage,
   CmkRecord,
   EnvironmentRecord,
   KeyKind,
@@ -81,6 +88,61 @@ export interface ObjectVersionRow {
   readonly created_at: DbTime;
 }
 
+export interface ClientRow {
+  readonly id: string;
+  readonly workspace_id: string;
+  readonly name: string;
+  readonly role: string;
+  readonly environments: DbJson;
+  readonly allowed_cidrs: DbJson;
+  readonly token_ttl_seconds: number;
+  readonly rate_limit_per_second: number | null;
+  /** INTEGER 0/1 in SQLite (it has no boolean type), boolean in pg. */
+  readonly disabled: number | boolean;
+  readonly created_at: DbTime;
+  readonly updated_at: DbTime;
+}
+
+export interface ClientUsageRow extends ClientRow {
+  readonly requests: number;
+  readonly failures: number;
+  readonly last_used_at: DbTime | null;
+  readonly last_used_ip: string | null;
+}
+
+export interface ClientTokenRow {
+  readonly id: string;
+  readonly client_id: string;
+  readonly token_hash: string;
+  readonly created_at: DbTime;
+  readonly expires_at: DbTime;
+}
+
+/** A token and its client from one join: the token's columns are renamed where they would clash. */
+export interface ClientTokenJoinRow extends ClientRow {
+  readonly token_id: string;
+  readonly token_hash: string;
+  readonly token_created_at: DbTime;
+  readonly token_expires_at: DbTime;
+}
+
+export interface AuditEntryRow {
+  readonly workspace_id: string;
+  readonly seq: number;
+  readonly id: string;
+  readonly environment_id: string | null;
+  readonly at: DbTime;
+  readonly sealing: string;
+  readonly body: Buffer;
+  readonly link: Buffer;
+}
+
+export interface AuditHeadRow {
+  readonly workspace_id: string;
+  readonly seq: number;
+  readonly link: Buffer;
+}
+
 export interface KindCountRow {
   readonly kind: string;
   readonly n: number;
@@ -98,7 +160,18 @@ export const COLUMNS = {
   keys: ['id', 'environment_id', 'kind', 'scope_id', 'hour_start', 'parent_id', 'wrapped', 'wrapping_key_version', 'state', 'created_at'],
   objects: ['id', 'environment_id', 'name', 'context', 'context_key_id', 'metadata', 'version', 'created_at', 'updated_at'],
   object_versions: ['object_id', 'version', 'data_key_id', 'wrapped_data_key', 'ciphertext', 'created_at'],
+  // The usage counters are not listed: a new client starts from the schema defaults (see CLIENT_USAGE_COLUMNS).
+  clients: [
+    'id', 'workspace_id', 'name', 'role', 'environments', 'allowed_cidrs', 'token_ttl_seconds', 'rate_limit_per_second', 'disabled',
+    'created_at', 'updated_at',
+  ],
+  client_tokens: ['id', 'client_id', 'token_hash', 'created_at', 'expires_at'],
+  audit_entries: ['workspace_id', 'seq', 'id', 'environment_id', 'at', 'sealing', 'body', 'link'],
+  audit_heads: ['workspace_id', 'seq', 'link'],
 } as const;
+
+/** The clients columns written by recordClientUsage only, selected after cols('clients') for a ClientWithUsage. */
+export const CLIENT_USAGE_COLUMNS = ['requests', 'failures', 'last_used_at', 'last_used_ip'] as const;
 
 export type Table = keyof typeof COLUMNS;
 
@@ -107,10 +180,17 @@ export function cols(table: Table, alias?: string): string {
   return COLUMNS[table].map((c) => (alias ? `${alias}.${c}` : c)).join(', ');
 }
 
+/** The columns of a ClientWithUsage: the record's, then the usage counters. */
+export function clientUsageCols(alias?: string): string {
+  return [cols('clients', alias), ...CLIENT_USAGE_COLUMNS.map((c) => (alias ? `${alias}.${c}` : c))].join(', ');
+}
+
 export const KEY_KINDS: readonly KeyKind[] = ['ek', 'hourly', 'job', 'connection', 'log', 'context'];
 export const KEY_STATES: readonly KeyState[] = ['active', 'decrypt-only', 'disabled', 'scheduled-destruction', 'destroyed'];
 /** Kinds whose identity is (environment, kind, scope id). */
 export const SCOPED_KINDS: readonly KeyKind[] = ['job', 'connection', 'context'];
+export const CLIENT_ROLES: readonly ClientRole[] = ['admin', 'operator', 'app', 'auditor'];
+export const AUDIT_SEALINGS: readonly AuditSealing[] = ['log-key', 'workspace-key'];
 
 /** SQL list literal of the allowed values, for CHECK constraints in both schemas. */
 export function sqlList(values: readonly string[]): string {
@@ -133,6 +213,17 @@ function keyState(value: string): KeyState {
   return value as KeyState;
 }
 
+// Likewise for a client's role: an unknown role must not reach the authorisation code.
+function clientRole(value: string): ClientRole {
+  if (!(CLIENT_ROLES as readonly string[]).includes(value)) throw new Error(`store: unknown client role "${value}"`);
+  return value as ClientRole;
+}
+
+function auditSealing(value: string): AuditSealing {
+  if (!(AUDIT_SEALINGS as readonly string[]).includes(value)) throw new Error(`store: unknown audit sealing "${value}"`);
+  return value as AuditSealing;
+}
+
 function toDate(value: DbTime): Date {
   return value instanceof Date ? value : new Date(value);
 }
@@ -143,6 +234,14 @@ function jsonObject(value: DbJson, column: string): Readonly<Record<string, unkn
     throw new Error(`store: column ${column} does not hold a JSON object`);
   }
   return parsed as Record<string, unknown>;
+}
+
+function jsonStrings(value: DbJson, column: string): readonly string[] {
+  const parsed: unknown = typeof value === 'string' ? JSON.parse(value) : value;
+  if (!Array.isArray(parsed) || !parsed.every((v) => typeof v === 'string')) {
+    throw new Error(`store: column ${column} does not hold a JSON array of strings`);
+  }
+  return parsed as string[];
 }
 
 export function toWorkspace(row: WorkspaceRow): WorkspaceRecord {
@@ -202,6 +301,62 @@ export function toObjectVersion(row: ObjectVersionRow): ObjectVersionRecord {
     ciphertext: row.ciphertext,
     createdAt: toDate(row.created_at),
   };
+}
+
+export function toClient(row: ClientRow): ClientRecord {
+  return {
+    id: row.id,
+    workspaceId: row.workspace_id,
+    name: row.name,
+    role: clientRole(row.role),
+    environments: jsonStrings(row.environments, 'clients.environments'),
+    allowedCidrs: jsonStrings(row.allowed_cidrs, 'clients.allowed_cidrs'),
+    tokenTtlSeconds: row.token_ttl_seconds,
+    rateLimitPerSecond: row.rate_limit_per_second,
+    disabled: row.disabled === true || row.disabled === 1,
+    createdAt: toDate(row.created_at),
+    updatedAt: toDate(row.updated_at),
+  };
+}
+
+export function toClientWithUsage(row: ClientUsageRow): ClientWithUsage {
+  return {
+    ...toClient(row),
+    usage: {
+      requests: row.requests,
+      failures: row.failures,
+      lastUsedAt: row.last_used_at === null ? null : toDate(row.last_used_at),
+      lastUsedIp: row.last_used_ip,
+    },
+  };
+}
+
+export function toClientToken(row: ClientTokenRow): ClientTokenRecord {
+  return { id: row.id, clientId: row.client_id, tokenHash: row.token_hash, createdAt: toDate(row.created_at), expiresAt: toDate(row.expires_at) };
+}
+
+export function toClientTokenJoin(row: ClientTokenJoinRow): { readonly token: ClientTokenRecord; readonly client: ClientRecord } {
+  return {
+    token: { id: row.token_id, clientId: row.id, tokenHash: row.token_hash, createdAt: toDate(row.token_created_at), expiresAt: toDate(row.token_expires_at) },
+    client: toClient(row),
+  };
+}
+
+export function toAuditEntry(row: AuditEntryRow): AuditEntryRecord {
+  return {
+    id: row.id,
+    workspaceId: row.workspace_id,
+    environmentId: row.environment_id,
+    at: toDate(row.at),
+    sealing: auditSealing(row.sealing),
+    body: row.body,
+    seq: row.seq,
+    link: row.link,
+  };
+}
+
+export function toAuditHead(row: AuditHeadRow): AuditHead {
+  return { seq: row.seq, link: row.link };
 }
 
 export function emptyKindCounts(): Record<KeyKind, number> {

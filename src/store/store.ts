@@ -98,6 +98,115 @@ export interface NewEnvironment {
   readonly ek: KeyRecord;
 }
 
+// ---- Access: API clients and their tokens -------------------------------------------------------
+
+export type ClientRole = 'admin' | 'operator' | 'app' | 'auditor';
+
+/** An API client ("access profile") of one workspace. */
+export interface ClientRecord {
+  readonly id: string;
+  readonly workspaceId: string;
+  /** Unique within the workspace. */
+  readonly name: string;
+  readonly role: ClientRole;
+  /** Environment names the client may use; ["*"] means every environment, present and future. */
+  readonly environments: readonly string[];
+  /** CIDRs (IPv4 and IPv6, canonical text) every request must come from. */
+  readonly allowedCidrs: readonly string[];
+  /** Lifetime of each token issued to this client. */
+  readonly tokenTtlSeconds: number;
+  /** Requests per second this client may make; null = the server default. */
+  readonly rateLimitPerSecond: number | null;
+  readonly disabled: boolean;
+  readonly createdAt: Date;
+  readonly updatedAt: Date;
+}
+
+/** Per-client monitoring, flushed from memory in batches (see recordClientUsage). */
+export interface ClientUsage {
+  readonly requests: number;
+  /** Requests that ended in a 4xx/5xx after the client was identified. */
+  readonly failures: number;
+  readonly lastUsedAt: Date | null;
+  readonly lastUsedIp: string | null;
+}
+
+export interface ClientWithUsage extends ClientRecord {
+  readonly usage: ClientUsage;
+}
+
+export type ClientPatch = Partial<
+  Pick<ClientRecord, 'name' | 'role' | 'environments' | 'allowedCidrs' | 'tokenTtlSeconds' | 'rateLimitPerSecond' | 'disabled'>
+>;
+
+/** An API token of a client. Only its SHA-256 is stored; the token is shown once, at issue. */
+export interface ClientTokenRecord {
+  readonly id: string;
+  readonly clientId: string;
+  /** Hex SHA-256 of the token; unique across all clients. */
+  readonly tokenHash: string;
+  readonly createdAt: Date;
+  readonly expiresAt: Date;
+}
+
+/** Usage accumulated in memory since the last flush, added to the stored counters. */
+export interface ClientUsageDelta {
+  readonly clientId: string;
+  readonly requests: number;
+  readonly failures: number;
+  readonly lastUsedAt: Date;
+  readonly lastUsedIp: string;
+}
+
+// ---- Audit log ---------------------------------------------------------------------------------
+
+/** How an audit entry's body is sealed: under its environment's log key, or the workspace audit key. */
+export type AuditSealing = 'log-key' | 'workspace-key';
+
+/** An audit entry as the service hands it to the store: everything but its place in the chain. */
+export interface AuditEntryDraft {
+  readonly id: string;
+  readonly workspaceId: string;
+  /** The environment the entry is about, or null for workspace-level actions. */
+  readonly environmentId: string | null;
+  readonly at: Date;
+  readonly sealing: AuditSealing;
+  /** The encrypted entry body (who, what, outcome …); the store never sees it in clear. */
+  readonly body: Buffer;
+}
+
+/** A stored audit entry: seq is 1, 2, 3 … per workspace, with no gaps. */
+export interface AuditEntryRecord extends AuditEntryDraft {
+  readonly seq: number;
+  /** Chain link: a MAC over the previous entry's link and every field of this entry. */
+  readonly link: Buffer;
+}
+
+/** The newest entry of a workspace's chain, kept in its own row so that truncation is visible. */
+export interface AuditHead {
+  readonly seq: number;
+  readonly link: Buffer;
+}
+
+/** The link before the first entry of every chain. */
+export const AUDIT_GENESIS_LINK: Buffer = Buffer.alloc(32);
+
+/**
+ * Computes an entry's link from the previous link. Keyed by a secret the store never holds, so a
+ * database writer cannot recompute the chain after editing it. Called inside the store's
+ * transaction, after the entry's seq is fixed; must be synchronous and must not throw.
+ */
+export type AuditLinker = (entry: Omit<AuditEntryRecord, 'link'>, previousLink: Buffer) => Buffer;
+
+/**
+ * Audit entries to append, in order. Passed alongside a change, they are written in the same
+ * transaction as that change (and not at all if it fails or does not apply).
+ */
+export interface AuditAppend {
+  readonly entries: readonly AuditEntryDraft[];
+  readonly link: AuditLinker;
+}
+
 export interface Store {
   /** "sqlite" or "postgres", for status output and logs. */
   readonly kind: 'sqlite' | 'postgres';
@@ -111,12 +220,12 @@ export interface Store {
 
   // Workspaces and environments.
   /** Creates the workspace and its first environment (with CMK and EK) in one transaction. */
-  createWorkspace(workspace: WorkspaceRecord, first: NewEnvironment): Promise<void>;
+  createWorkspace(workspace: WorkspaceRecord, first: NewEnvironment, audit?: AuditAppend): Promise<void>;
   getWorkspace(id: string): Promise<WorkspaceRecord | undefined>;
   /** Paginated by creation order. */
   listWorkspaces(options: { limit: number; cursor?: string | undefined }): Promise<Page<WorkspaceRecord>>;
   /** Throws StoreConflictError when the workspace already has an environment of that name. */
-  createEnvironment(env: NewEnvironment): Promise<void>;
+  createEnvironment(env: NewEnvironment, audit?: AuditAppend): Promise<void>;
   listEnvironments(workspaceId: string): Promise<readonly EnvironmentRecord[]>;
   getEnvironmentByName(workspaceId: string, name: string): Promise<EnvironmentRecord | undefined>;
   getEnvironment(id: string): Promise<EnvironmentRecord | undefined>;
@@ -144,7 +253,7 @@ export interface Store {
 
   // Vault objects.
   /** Throws StoreConflictError when an object of that name exists in the environment. */
-  createObject(object: ObjectRecord, firstVersion: ObjectVersionRecord): Promise<void>;
+  createObject(object: ObjectRecord, firstVersion: ObjectVersionRecord, audit?: AuditAppend): Promise<void>;
   getObject(environmentId: string, id: string): Promise<ObjectRecord | undefined>;
   getObjectByName(environmentId: string, name: string): Promise<ObjectRecord | undefined>;
   /** Paginated in name order. */
@@ -160,12 +269,47 @@ export interface Store {
     expectedVersion: number,
     version: ObjectVersionRecord,
     updatedAt: Date,
+    audit?: AuditAppend,
   ): Promise<ObjectRecord | undefined>;
   getObjectVersion(objectId: string, version: number): Promise<ObjectVersionRecord | undefined>;
   /** Versions newest first, without ciphertext-heavy callers needing more: metadata only is fine. */
   listObjectVersions(objectId: string): Promise<readonly ObjectVersionRecord[]>;
   /** Deletes the object and all its versions. Returns false if it did not exist. */
-  deleteObject(environmentId: string, id: string): Promise<boolean>;
+  deleteObject(environmentId: string, id: string, audit?: AuditAppend): Promise<boolean>;
+
+  // API clients and tokens. Methods taking `audit` write it only if the change applies.
+  /** Creates the client with its first token. Throws StoreConflictError on a duplicate name. */
+  createClient(client: ClientRecord, firstToken: ClientTokenRecord, audit?: AuditAppend): Promise<void>;
+  getClient(workspaceId: string, id: string): Promise<ClientWithUsage | undefined>;
+  /** Paginated in name order. */
+  listClients(workspaceId: string, options: { limit: number; cursor?: string | undefined }): Promise<Page<ClientWithUsage>>;
+  /** Applies the patch; undefined if no such client. Throws StoreConflictError on a duplicate name. */
+  updateClient(workspaceId: string, id: string, patch: ClientPatch, updatedAt: Date, audit?: AuditAppend): Promise<ClientRecord | undefined>;
+  /** Deletes the client and all its tokens. Returns false if it did not exist. */
+  deleteClient(workspaceId: string, id: string, audit?: AuditAppend): Promise<boolean>;
+  /**
+   * Adds a token to the client (rotation). Every other token of the client then expires at
+   * `othersExpireBy` at the latest (the overlap window), and tokens already expired at `now` are
+   * deleted. Returns false (and writes nothing) if there is no such client in the workspace.
+   */
+  addClientToken(workspaceId: string, clientId: string, token: ClientTokenRecord, othersExpireBy: Date, now: Date, audit?: AuditAppend): Promise<boolean>;
+  /** The client's tokens, oldest first (expired ones included until the next rotation prunes them). */
+  listClientTokens(clientId: string): Promise<readonly ClientTokenRecord[]>;
+  /** The token with this hash and its client, whatever their state (the caller checks expiry and disabled). */
+  findClientToken(tokenHash: string): Promise<{ readonly token: ClientTokenRecord; readonly client: ClientRecord } | undefined>;
+  /** Adds the deltas to the stored counters; last-used moves forward only. Unknown (deleted) clients are skipped. */
+  recordClientUsage(deltas: readonly ClientUsageDelta[]): Promise<void>;
+
+  // Audit log: one hash chain per workspace.
+  /**
+   * Appends the entries (possibly of several workspaces) in one transaction. Each entry gets the
+   * next seq of its workspace's chain; appends to one workspace are serialised across nodes.
+   */
+  appendAudit(append: AuditAppend): Promise<void>;
+  /** Entries with seq > afterSeq, in seq order, at most `limit` (1..1000). */
+  listAuditEntries(workspaceId: string, options: { afterSeq: number; limit: number }): Promise<readonly AuditEntryRecord[]>;
+  /** The workspace's chain head, or undefined if it has no entries yet. */
+  getAuditHead(workspaceId: string): Promise<AuditHead | undefined>;
 
   close(): Promise<void>;
 }

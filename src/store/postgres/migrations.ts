@@ -5,10 +5,12 @@
  */
 import type { PoolClient } from 'pg';
 import { pendingMigrations, type Migration } from '../migration.js';
-import { KEY_KINDS, KEY_STATES, sqlList } from '../rows.js';
+import { AUDIT_SEALINGS, CLIENT_ROLES, KEY_KINDS, KEY_STATES, sqlList } from '../rows.js';
 
 const KINDS = sqlList(KEY_KINDS);
 const STATES = sqlList(KEY_STATES);
+const ROLES = sqlList(CLIENT_ROLES);
+const SEALINGS = sqlList(AUDIT_SEALINGS);
 
 export const POSTGRES_MIGRATIONS: readonly Migration[] = [
   {
@@ -87,6 +89,60 @@ CREATE TABLE object_versions (
   ciphertext       bytea NOT NULL,
   created_at       timestamptz NOT NULL,
   PRIMARY KEY (object_id, version)
+);
+`,
+  },
+  {
+    version: 2,
+    description: 'clients, client_tokens, audit_entries, audit_heads',
+    sql: `
+CREATE TABLE clients (
+  id                    text PRIMARY KEY,
+  workspace_id          text NOT NULL REFERENCES workspaces (id),
+  name                  text COLLATE "C" NOT NULL,
+  role                  text NOT NULL CHECK (role IN (${ROLES})),
+  environments          jsonb NOT NULL,
+  allowed_cidrs         jsonb NOT NULL,
+  token_ttl_seconds     integer NOT NULL CHECK (token_ttl_seconds > 0),
+  rate_limit_per_second integer CHECK (rate_limit_per_second > 0),
+  disabled              boolean NOT NULL,
+  created_at            timestamptz NOT NULL,
+  updated_at            timestamptz NOT NULL,
+  requests              bigint NOT NULL DEFAULT 0,
+  failures              bigint NOT NULL DEFAULT 0,
+  last_used_at          timestamptz,
+  last_used_ip          text,
+  CONSTRAINT clients_workspace_id_name_key UNIQUE (workspace_id, name)
+);
+
+CREATE TABLE client_tokens (
+  id         text PRIMARY KEY,
+  client_id  text NOT NULL REFERENCES clients (id) ON DELETE CASCADE,
+  token_hash text NOT NULL CONSTRAINT client_tokens_token_hash_key UNIQUE,
+  created_at timestamptz NOT NULL,
+  expires_at timestamptz NOT NULL
+);
+CREATE INDEX client_tokens_client ON client_tokens (client_id, created_at);
+
+-- No foreign keys: the audit log must outlive the workspaces, environments and clients it is about.
+CREATE TABLE audit_entries (
+  workspace_id   text NOT NULL,
+  seq            bigint NOT NULL CHECK (seq >= 1),
+  id             text NOT NULL CONSTRAINT audit_entries_id_key UNIQUE,
+  environment_id text,
+  at             timestamptz NOT NULL,
+  sealing        text NOT NULL CHECK (sealing IN (${SEALINGS})),
+  body           bytea NOT NULL,
+  link           bytea NOT NULL,
+  PRIMARY KEY (workspace_id, seq)
+);
+
+-- The newest seq and link of each workspace's chain, so that deleting its last entries shows.
+-- Appends lock the row (SELECT … FOR UPDATE): that is what serialises them across nodes.
+CREATE TABLE audit_heads (
+  workspace_id text PRIMARY KEY,
+  seq          bigint NOT NULL CHECK (seq >= 0),
+  link         bytea NOT NULL
 );
 `,
   },

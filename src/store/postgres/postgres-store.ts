@@ -5,13 +5,23 @@
  */
 import pg from 'pg';
 import type { PoolClient, QueryConfig, QueryResult, QueryResultRow } from 'pg';
-import { decodeObjectCursor, decodeWorkspaceCursor, encodeObjectCursor, encodeWorkspaceCursor, toPage } from '../cursor.js';
-import { checkKey, checkLimit, checkNewEnvironment, checkNewObject, checkNextVersion } from '../preconditions.js';
+import { chainEntries, groupByWorkspace } from '../audit-chain.js';
+import { mergeUsageDeltas } from '../client-usage.js';
+import { decodeNameCursor, decodeWorkspaceCursor, encodeNameCursor, encodeWorkspaceCursor, toPage } from '../cursor.js';
 import {
-  SCOPED_KINDS, kindCounts, toCmk, toEnvironment, toKey, toObject, toObjectVersion, toWorkspace,
-  type EnvironmentRow, type KeyRow, type KindCountRow, type ObjectRow, type ObjectVersionRow, type SettingRow, type WorkspaceRow,
+  checkAudit, checkAuditPage, checkAuditWorkspace, checkClientPatch, checkClientToken, checkKey, checkLimit, checkNewClient, checkNewEnvironment,
+  checkNewObject, checkNextVersion, checkRotationTimes, checkUsageDeltas,
+} from '../preconditions.js';
+import {
+  SCOPED_KINDS, kindCounts, toAuditEntry, toAuditHead, toClient, toClientToken, toClientTokenJoin, toClientWithUsage, toCmk, toEnvironment, toKey,
+  toObject, toObjectVersion, toWorkspace,
+  type AuditEntryRow, type AuditHeadRow, type ClientRow, type ClientTokenRow, type ClientUsageRow, type EnvironmentRow, type KeyRow,
+  type KindCountRow, type ObjectRow, type ObjectVersionRow, type SettingRow, type WorkspaceRow,
 } from '../rows.js';
-import { StoreConflictError, type KeyRecord, type NewEnvironment, type Store } from '../store.js';
+import {
+  AUDIT_GENESIS_LINK, StoreConflictError,
+  type AuditAppend, type AuditEntryRecord, type AuditHead, type KeyRecord, type NewEnvironment, type Store,
+} from '../store.js';
 import { asStoreError } from './connection-errors.js';
 import { checkSchemaName, migratePostgres } from './migrations.js';
 import { SQL, values, type StatementName } from './statements.js';
@@ -50,7 +60,19 @@ function parseInt8(text: string): number {
   return value;
 }
 
-const NAME_CONSTRAINTS: Readonly<Record<string, true>> = { environments_workspace_id_name_key: true, objects_environment_id_name_key: true };
+const NAME_CONSTRAINTS: Readonly<Record<string, true>> = {
+  environments_workspace_id_name_key: true,
+  objects_environment_id_name_key: true,
+  clients_workspace_id_name_key: true,
+};
+
+/**
+ * How transactions that append audit entries begin. The head lock depends on READ COMMITTED: each
+ * statement sees what committed before it, so the row locked after waiting is the newest head
+ * (at REPEATABLE READ a concurrent append would fail this one instead), whatever the server's
+ * default_transaction_isolation says.
+ */
+const AUDITED = 'BEGIN ISOLATION LEVEL READ COMMITTED';
 
 /** Turns a uniqueness violation into the store's own error; anything else is rethrown as is. */
 function conflict(error: unknown, what: string): unknown {
@@ -123,6 +145,51 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     await run(client, 'insertEk', values.key(env.ek));
   };
 
+  /**
+   * Appends to each workspace's chain inside the caller's transaction. Each head row is locked
+   * (created first if the chain is new) in workspace id order, so concurrent appends to a chain
+   * queue on it across nodes and appends spanning several workspaces cannot deadlock; each entry's
+   * seq and link are computed from the locked head; entries and new heads go in one statement.
+   */
+  const appendAuditInTx = async (client: PoolClient, append: AuditAppend): Promise<void> => {
+    const records: AuditEntryRecord[] = [];
+    const heads: (AuditHead & { workspaceId: string })[] = [];
+    for (const [workspaceId, entries] of groupByWorkspace(append.entries)) {
+      let locked = await first<AuditHeadRow>(client, 'lockAuditHead', [workspaceId]);
+      if (!locked) {
+        await run(client, 'ensureAuditHead', [workspaceId, AUDIT_GENESIS_LINK]);
+        locked = await first<AuditHeadRow>(client, 'lockAuditHead', [workspaceId]);
+        if (!locked) throw new Error(`store: the audit head of workspace ${workspaceId} could not be created`);
+      }
+      const chained = chainEntries(toAuditHead(locked), entries, append.link);
+      records.push(...chained.records);
+      heads.push({ workspaceId, ...chained.head });
+    }
+    await run(client, 'writeAudit', values.audit(records, heads));
+  };
+
+  /** For a change inside an environment: its audit must be about that environment's workspace. */
+  const appendEnvironmentAuditInTx = async (client: PoolClient, environmentId: string, audit: AuditAppend): Promise<void> => {
+    const env = await first<EnvironmentRow>(client, 'getEnvironment', [environmentId]);
+    if (!env) throw new Error(`store: environment ${environmentId} vanished inside a transaction`);
+    checkAuditWorkspace(audit, env.workspace_id);
+    await appendAuditInTx(client, audit);
+  };
+
+  /** Runs one statement on its own, or in a transaction with the audit entries when there are some. */
+  const audited = async <T>(
+    audit: AuditAppend | undefined,
+    work: (db: Queryable) => Promise<T>,
+    append: (client: PoolClient, audit: AuditAppend, result: T) => Promise<void>,
+  ): Promise<T> => {
+    if (!audit) return work(pool);
+    return transaction(async (client) => {
+      const result = await work(client);
+      await append(client, audit, result);
+      return result;
+    }, AUDITED);
+  };
+
   const identityWinner = (key: KeyRecord): Promise<KeyRow | undefined> => {
     if (key.kind === 'hourly') return first<KeyRow>(pool, 'getHourly', [key.environmentId, key.hourStart]);
     if (SCOPED_KINDS.includes(key.kind)) return first<KeyRow>(pool, 'getScoped', [key.environmentId, key.kind, key.scopeId]);
@@ -151,13 +218,15 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
       await run(pool, 'putSetting', [name, value]);
     },
 
-    async createWorkspace(workspace, firstEnv) {
+    async createWorkspace(workspace, firstEnv, audit) {
       checkNewEnvironment(firstEnv, workspace);
+      if (audit) checkAudit(audit, workspace.id);
       try {
         await transaction(async (client) => {
           await run(client, 'insertWorkspace', values.workspace(workspace));
           await insertEnvironmentRows(client, firstEnv);
-        });
+          if (audit) await appendAuditInTx(client, audit);
+        }, AUDITED);
       } catch (error) {
         throw conflict(error, 'a workspace with that id');
       }
@@ -171,10 +240,14 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
         : await run<WorkspaceRow>(pool, 'listWorkspaces', [limit + 1]);
       return toPage(result.rows.map(toWorkspace), limit, (w) => encodeWorkspaceCursor(w.createdAt, w.id));
     },
-    async createEnvironment(env) {
+    async createEnvironment(env, audit) {
       checkNewEnvironment(env);
+      if (audit) checkAudit(audit, env.environment.workspaceId);
       try {
-        await transaction((client) => insertEnvironmentRows(client, env));
+        await transaction(async (client) => {
+          await insertEnvironmentRows(client, env);
+          if (audit) await appendAuditInTx(client, audit);
+        }, AUDITED);
       } catch (error) {
         throw conflict(error, `an environment named "${env.environment.name}" in this workspace`);
       }
@@ -217,11 +290,16 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
       }, 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
     },
 
-    async createObject(object, firstVersion) {
+    async createObject(object, firstVersion, audit) {
       checkNewObject(object, firstVersion);
+      if (audit) checkAudit(audit);
       try {
         const [, ...versionValues] = values.version(firstVersion);
-        await run(pool, 'createObject', [...values.object(object), ...versionValues]);
+        await audited(
+          audit,
+          (db) => run(db, 'createObject', [...values.object(object), ...versionValues]),
+          (client, a) => appendEnvironmentAuditInTx(client, object.environmentId, a),
+        );
       } catch (error) {
         throw conflict(error, `an object named "${object.name}" in this environment`);
       }
@@ -230,25 +308,144 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     getObjectByName: (environmentId, name) => one('getObjectByName', [environmentId, name], toObject),
     async listObjects(environmentId, { limit, cursor }) {
       checkLimit(limit);
-      const after = cursor === undefined ? undefined : decodeObjectCursor(cursor);
+      const after = cursor === undefined ? undefined : decodeNameCursor(cursor);
       const result = after === undefined
         ? await run<ObjectRow>(pool, 'listObjects', [environmentId, limit + 1])
         : await run<ObjectRow>(pool, 'listObjectsAfter', [environmentId, after, limit + 1]);
-      return toPage(result.rows.map(toObject), limit, (o) => encodeObjectCursor(o.name));
+      return toPage(result.rows.map(toObject), limit, (o) => encodeNameCursor(o.name));
     },
-    async addObjectVersion(environmentId, objectId, expectedVersion, version, updatedAt) {
+    async addObjectVersion(environmentId, objectId, expectedVersion, version, updatedAt, audit) {
       checkNextVersion(objectId, expectedVersion, version);
+      if (audit) checkAudit(audit);
       const [, , ...versionValues] = values.version(version);
-      const row = await first<ObjectRow>(pool, 'casObjectAddVersion', [expectedVersion + 1, updatedAt, environmentId, objectId, expectedVersion, ...versionValues]);
-      return row && toObject(row);
+      try {
+        const row = await audited(
+          audit,
+          (db) => first<ObjectRow>(db, 'casObjectAddVersion', [expectedVersion + 1, updatedAt, environmentId, objectId, expectedVersion, ...versionValues]),
+          async (client, a, updated) => {
+            if (updated) await appendEnvironmentAuditInTx(client, environmentId, a);
+          },
+        );
+        return row && toObject(row);
+      } catch (error) {
+        throw conflict(error, 'an audit entry with that id');
+      }
     },
     getObjectVersion: (objectId, version) => one('getVersion', [objectId, version], toObjectVersion),
     async listObjectVersions(objectId) {
       return (await run<ObjectVersionRow>(pool, 'listVersions', [objectId])).rows.map(toObjectVersion);
     },
-    async deleteObject(environmentId, id) {
-      return ((await run(pool, 'deleteObject', [environmentId, id])).rowCount ?? 0) > 0;
+    async deleteObject(environmentId, id, audit) {
+      if (audit) checkAudit(audit);
+      try {
+        return await audited(
+          audit,
+          async (db) => ((await run(db, 'deleteObject', [environmentId, id])).rowCount ?? 0) > 0,
+          async (client, a, deleted) => {
+            if (deleted) await appendEnvironmentAuditInTx(client, environmentId, a);
+          },
+        );
+      } catch (error) {
+        throw conflict(error, 'an audit entry with that id');
+      }
     },
+
+    async createClient(client, firstToken, audit) {
+      checkNewClient(client, firstToken);
+      if (audit) checkAudit(audit, client.workspaceId);
+      try {
+        await transaction(async (db) => {
+          await run(db, 'insertClient', values.client(client));
+          await run(db, 'insertToken', values.token(firstToken));
+          if (audit) await appendAuditInTx(db, audit);
+        }, AUDITED);
+      } catch (error) {
+        throw conflict(error, `a client named "${client.name}" in this workspace`);
+      }
+    },
+    getClient: (workspaceId, id) => one('getClient', [workspaceId, id], toClientWithUsage),
+    async listClients(workspaceId, { limit, cursor }) {
+      checkLimit(limit);
+      const after = cursor === undefined ? undefined : decodeNameCursor(cursor);
+      const result = after === undefined
+        ? await run<ClientUsageRow>(pool, 'listClients', [workspaceId, limit + 1])
+        : await run<ClientUsageRow>(pool, 'listClientsAfter', [workspaceId, after, limit + 1]);
+      return toPage(result.rows.map(toClientWithUsage), limit, (c) => encodeNameCursor(c.name));
+    },
+    async updateClient(workspaceId, id, patch, updatedAt, audit) {
+      checkClientPatch(patch, updatedAt);
+      if (audit) checkAudit(audit, workspaceId);
+      try {
+        const row = await audited(
+          audit,
+          (db) => first<ClientRow>(db, 'updateClient', values.patch(workspaceId, id, patch, updatedAt)),
+          async (db, a, updated) => {
+            if (updated) await appendAuditInTx(db, a);
+          },
+        );
+        return row && toClient(row);
+      } catch (error) {
+        throw conflict(error, `a client named "${patch.name ?? ''}" in this workspace`);
+      }
+    },
+    async deleteClient(workspaceId, id, audit) {
+      if (audit) checkAudit(audit, workspaceId);
+      try {
+        return await audited(
+          audit,
+          async (db) => ((await run(db, 'deleteClient', [workspaceId, id])).rowCount ?? 0) > 0,
+          async (db, a, deleted) => {
+            if (deleted) await appendAuditInTx(db, a);
+          },
+        );
+      } catch (error) {
+        throw conflict(error, 'an audit entry with that id');
+      }
+    },
+    async addClientToken(workspaceId, clientId, token, othersExpireBy, now, audit) {
+      checkClientToken(clientId, token);
+      checkRotationTimes(othersExpireBy, now);
+      if (audit) checkAudit(audit, workspaceId);
+      const [id, , tokenHash, createdAt, expiresAt] = values.token(token);
+      try {
+        return await audited(
+          audit,
+          async (db) => (await run(db, 'rotateToken', [workspaceId, clientId, now, othersExpireBy, id, tokenHash, createdAt, expiresAt])).rows.length === 1,
+          async (db, a, added) => {
+            if (added) await appendAuditInTx(db, a);
+          },
+        );
+      } catch (error) {
+        throw conflict(error, 'a token with that hash');
+      }
+    },
+    async listClientTokens(clientId) {
+      return (await run<ClientTokenRow>(pool, 'listTokens', [clientId])).rows.map(toClientToken);
+    },
+    findClientToken: (tokenHash) => one('findToken', [tokenHash], toClientTokenJoin),
+    async recordClientUsage(deltas) {
+      checkUsageDeltas(deltas);
+      if (deltas.length === 0) return;
+      const merged = mergeUsageDeltas(deltas);
+      await transaction(async (client) => {
+        await run(client, 'lockClients', [merged.map((d) => d.clientId)]);
+        await run(client, 'recordUsage', values.usage(merged));
+      });
+    },
+
+    async appendAudit(append) {
+      checkAudit(append);
+      try {
+        await transaction((client) => appendAuditInTx(client, append), AUDITED);
+      } catch (error) {
+        throw conflict(error, 'an audit entry with that id');
+      }
+    },
+    async listAuditEntries(workspaceId, { afterSeq, limit }) {
+      checkAuditPage(afterSeq, limit);
+      return (await run<AuditEntryRow>(pool, 'listAudit', [workspaceId, afterSeq, limit])).rows.map(toAuditEntry);
+    },
+    getAuditHead: (workspaceId) => one('getAuditHead', [workspaceId], toAuditHead),
 
     async close() {
       if (closed) return;

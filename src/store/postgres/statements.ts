@@ -2,8 +2,11 @@
  * The PostgreSQL store's SQL, one named statement each: pg prepares a named statement once per
  * pooled connection and reuses the plan afterwards.
  */
-import { COLUMNS, cols, type Table } from '../rows.js';
-import type { KeyRecord, NewEnvironment, ObjectRecord, ObjectVersionRecord, WorkspaceRecord } from '../store.js';
+import { COLUMNS, clientUsageCols, cols, type Table } from '../rows.js';
+import type {
+  AuditEntryRecord, AuditHead, ClientPatch, ClientRecord, ClientTokenRecord, ClientUsageDelta, KeyRecord, NewEnvironment, ObjectRecord, ObjectVersionRecord,
+  WorkspaceRecord,
+} from '../store.js';
 
 function insert(table: Table, suffix = ''): string {
   const names = COLUMNS[table];
@@ -15,6 +18,15 @@ const E = cols('environments');
 const K = cols('keys');
 const O = cols('objects');
 const V = cols('object_versions');
+const C = cols('clients');
+const CU = clientUsageCols();
+const T = cols('client_tokens');
+const A = cols('audit_entries');
+
+/** `column = CASE WHEN <flag> THEN <value> ELSE column END`, the flag and value at $n and $n+1. */
+function patched(column: string, n: number, type: string): string {
+  return `${column} = CASE WHEN $${n}::boolean THEN $${n + 1}::${type} ELSE ${column} END`;
+}
 
 export const SQL = {
   getSetting: 'SELECT value FROM settings WHERE name = $1',
@@ -69,6 +81,54 @@ export const SQL = {
   getVersion: `SELECT ${V} FROM object_versions WHERE object_id = $1 AND version = $2`,
   listVersions: `SELECT ${V} FROM object_versions WHERE object_id = $1 ORDER BY version DESC`,
   deleteObject: 'DELETE FROM objects WHERE environment_id = $1 AND id = $2',
+
+  insertClient: insert('clients'),
+  insertToken: insert('client_tokens'),
+  getClient: `SELECT ${CU} FROM clients WHERE workspace_id = $1 AND id = $2`,
+  listClients: `SELECT ${CU} FROM clients WHERE workspace_id = $1 ORDER BY name LIMIT $2`,
+  listClientsAfter: `SELECT ${CU} FROM clients WHERE workspace_id = $1 AND name > $2 ORDER BY name LIMIT $3`,
+  // One statement for every patch: each field has a flag ("set it") and a value (see values.patch).
+  updateClient: `UPDATE clients SET ${patched('name', 3, 'text')}, ${patched('role', 5, 'text')}, ${patched('environments', 7, 'jsonb')},
+    ${patched('allowed_cidrs', 9, 'jsonb')}, ${patched('token_ttl_seconds', 11, 'integer')}, ${patched('rate_limit_per_second', 13, 'integer')},
+    ${patched('disabled', 15, 'boolean')}, updated_at = $17
+    WHERE workspace_id = $1 AND id = $2 RETURNING ${C}`,
+  // The tokens go with it (ON DELETE CASCADE).
+  deleteClient: 'DELETE FROM clients WHERE workspace_id = $1 AND id = $2',
+  // Rotation in one statement: the client row is locked (so a concurrent delete or rotation waits),
+  // expired tokens are deleted, the others capped at the overlap, the new one inserted; nothing
+  // happens without the client. The DELETE and UPDATE touch disjoint rows, as they must in one
+  // statement, and neither sees the row the INSERT adds.
+  rotateToken: `WITH c AS (SELECT id FROM clients WHERE workspace_id = $1 AND id = $2 FOR NO KEY UPDATE),
+    d AS (DELETE FROM client_tokens t USING c WHERE t.client_id = c.id AND t.expires_at <= $3),
+    u AS (UPDATE client_tokens t SET expires_at = LEAST(t.expires_at, $4) FROM c WHERE t.client_id = c.id AND t.expires_at > $3),
+    i AS (INSERT INTO client_tokens (${T}) SELECT $5, c.id, $6, $7, $8 FROM c RETURNING id)
+    SELECT id FROM i`,
+  listTokens: `SELECT ${T} FROM client_tokens WHERE client_id = $1 ORDER BY created_at, id COLLATE "C"`,
+  findToken: `SELECT t.id AS token_id, t.token_hash, t.created_at AS token_created_at, t.expires_at AS token_expires_at, ${cols('clients', 'c')}
+    FROM client_tokens t JOIN clients c ON c.id = t.client_id WHERE t.token_hash = $1`,
+  // Taken before recordUsage, in one order on every node, so two flushes over the same clients
+  // queue instead of deadlocking (UPDATE … FROM would lock in whatever order its join produces).
+  lockClients: 'SELECT id FROM clients WHERE id = ANY($1::text[]) ORDER BY id COLLATE "C" FOR NO KEY UPDATE',
+  // One statement per batch (values.usage: one row per client). Every SET expression reads the
+  // row as it was, so both CASEs compare against the old last_used_at.
+  recordUsage: `UPDATE clients c SET requests = c.requests + d.requests, failures = c.failures + d.failures,
+    last_used_ip = CASE WHEN c.last_used_at IS NULL OR d.at > c.last_used_at THEN d.ip ELSE c.last_used_ip END,
+    last_used_at = CASE WHEN c.last_used_at IS NULL OR d.at > c.last_used_at THEN d.at ELSE c.last_used_at END
+    FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::timestamptz[], $5::text[]) AS d (id, requests, failures, at, ip)
+    WHERE c.id = d.id`,
+
+  // A chain's head row is created empty (seq 0, the genesis link) if missing, then locked: two
+  // statements, because a SELECT in the INSERT's own statement would not see a row that a
+  // concurrent append committed while the INSERT waited for it.
+  ensureAuditHead: `INSERT INTO audit_heads (${cols('audit_heads')}) VALUES ($1, 0, $2) ON CONFLICT (workspace_id) DO NOTHING`,
+  lockAuditHead: `SELECT ${cols('audit_heads')} FROM audit_heads WHERE workspace_id = $1 FOR UPDATE`,
+  // Every entry of an append and every head it moves, in one statement.
+  writeAudit: `WITH e AS (INSERT INTO audit_entries (${A})
+      SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::timestamptz[], $6::text[], $7::bytea[], $8::bytea[]))
+    UPDATE audit_heads h SET seq = n.seq, link = n.link
+    FROM unnest($9::text[], $10::bigint[], $11::bytea[]) AS n (workspace_id, seq, link) WHERE h.workspace_id = n.workspace_id`,
+  getAuditHead: `SELECT ${cols('audit_heads')} FROM audit_heads WHERE workspace_id = $1 AND seq > 0`,
+  listAudit: `SELECT ${A} FROM audit_entries WHERE workspace_id = $1 AND seq > $2 ORDER BY seq LIMIT $3`,
 } as const;
 
 export type StatementName = keyof typeof SQL;
@@ -85,4 +145,31 @@ export const values = {
     o.id, o.environmentId, o.name, o.context, o.contextKeyId, JSON.stringify(o.metadata), o.version, o.createdAt, o.updatedAt,
   ],
   version: (v: ObjectVersionRecord): unknown[] => [v.objectId, v.version, v.dataKeyId, v.wrappedDataKey, v.ciphertext, v.createdAt],
+  client: (c: ClientRecord): unknown[] => [
+    c.id, c.workspaceId, c.name, c.role, JSON.stringify(c.environments), JSON.stringify(c.allowedCidrs), c.tokenTtlSeconds, c.rateLimitPerSecond,
+    c.disabled, c.createdAt, c.updatedAt,
+  ],
+  token: (t: ClientTokenRecord): unknown[] => [t.id, t.clientId, t.tokenHash, t.createdAt, t.expiresAt],
+  /** updateClient's parameters: $1 workspace, $2 id, then a (flag, value) pair per field, then updated_at. */
+  patch: (workspaceId: string, id: string, p: ClientPatch, updatedAt: Date): unknown[] => {
+    const set = (v: unknown): unknown[] => (v === undefined ? [false, null] : [true, v]);
+    const setJson = (v: readonly string[] | undefined): unknown[] => (v === undefined ? [false, null] : [true, JSON.stringify(v)]);
+    return [
+      workspaceId, id,
+      ...set(p.name), ...set(p.role), ...setJson(p.environments), ...setJson(p.allowedCidrs),
+      ...set(p.tokenTtlSeconds), ...set(p.rateLimitPerSecond), ...set(p.disabled),
+      updatedAt,
+    ];
+  },
+  /** recordUsage's parameters: one array per column, one element per client. */
+  usage: (deltas: readonly ClientUsageDelta[]): unknown[] => [
+    deltas.map((d) => d.clientId), deltas.map((d) => d.requests), deltas.map((d) => d.failures),
+    deltas.map((d) => d.lastUsedAt), deltas.map((d) => d.lastUsedIp),
+  ],
+  /** writeAudit's parameters: the entries column by column, then the new heads likewise. */
+  audit: (records: readonly AuditEntryRecord[], heads: readonly (AuditHead & { workspaceId: string })[]): unknown[] => [
+    records.map((r) => r.workspaceId), records.map((r) => r.seq), records.map((r) => r.id), records.map((r) => r.environmentId),
+    records.map((r) => r.at), records.map((r) => r.sealing), records.map((r) => r.body), records.map((r) => r.link),
+    heads.map((h) => h.workspaceId), heads.map((h) => h.seq), heads.map((h) => h.link),
+  ],
 };

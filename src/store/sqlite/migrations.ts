@@ -5,10 +5,12 @@
  */
 import type Database from 'better-sqlite3';
 import { pendingMigrations, type Migration } from '../migration.js';
-import { KEY_KINDS, KEY_STATES, sqlList } from '../rows.js';
+import { AUDIT_SEALINGS, CLIENT_ROLES, KEY_KINDS, KEY_STATES, sqlList } from '../rows.js';
 
 const KINDS = sqlList(KEY_KINDS);
 const STATES = sqlList(KEY_STATES);
+const ROLES = sqlList(CLIENT_ROLES);
+const SEALINGS = sqlList(AUDIT_SEALINGS);
 
 export const SQLITE_MIGRATIONS: readonly Migration[] = [
   {
@@ -87,6 +89,59 @@ CREATE TABLE object_versions (
   ciphertext       BLOB NOT NULL,
   created_at       INTEGER NOT NULL,
   PRIMARY KEY (object_id, version)
+) STRICT;
+`,
+  },
+  {
+    version: 2,
+    description: 'clients, client_tokens, audit_entries, audit_heads',
+    sql: `
+CREATE TABLE clients (
+  id                    TEXT PRIMARY KEY,
+  workspace_id          TEXT NOT NULL REFERENCES workspaces (id),
+  name                  TEXT NOT NULL,
+  role                  TEXT NOT NULL CHECK (role IN (${ROLES})),
+  environments          TEXT NOT NULL,
+  allowed_cidrs         TEXT NOT NULL,
+  token_ttl_seconds     INTEGER NOT NULL CHECK (token_ttl_seconds > 0),
+  rate_limit_per_second INTEGER CHECK (rate_limit_per_second > 0),
+  disabled              INTEGER NOT NULL CHECK (disabled IN (0, 1)),
+  created_at            INTEGER NOT NULL,
+  updated_at            INTEGER NOT NULL,
+  requests              INTEGER NOT NULL DEFAULT 0,
+  failures              INTEGER NOT NULL DEFAULT 0,
+  last_used_at          INTEGER,
+  last_used_ip          TEXT,
+  UNIQUE (workspace_id, name)
+) STRICT;
+
+CREATE TABLE client_tokens (
+  id         TEXT PRIMARY KEY,
+  client_id  TEXT NOT NULL REFERENCES clients (id) ON DELETE CASCADE,
+  token_hash TEXT NOT NULL UNIQUE,
+  created_at INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL
+) STRICT;
+CREATE INDEX client_tokens_client ON client_tokens (client_id, created_at);
+
+-- No foreign keys: the audit log must outlive the workspaces, environments and clients it is about.
+CREATE TABLE audit_entries (
+  workspace_id   TEXT NOT NULL,
+  seq            INTEGER NOT NULL CHECK (seq >= 1),
+  id             TEXT NOT NULL UNIQUE,
+  environment_id TEXT,
+  at             INTEGER NOT NULL,
+  sealing        TEXT NOT NULL CHECK (sealing IN (${SEALINGS})),
+  body           BLOB NOT NULL,
+  link           BLOB NOT NULL,
+  PRIMARY KEY (workspace_id, seq)
+) STRICT;
+
+-- The newest seq and link of each workspace's chain, so that deleting its last entries shows.
+CREATE TABLE audit_heads (
+  workspace_id TEXT PRIMARY KEY,
+  seq          INTEGER NOT NULL CHECK (seq >= 0),
+  link         BLOB NOT NULL
 ) STRICT;
 `,
   },

@@ -9,23 +9,44 @@
 import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
-import { decodeObjectCursor, decodeWorkspaceCursor, encodeObjectCursor, encodeWorkspaceCursor, toPage } from '../cursor.js';
-import { checkKey, checkLimit, checkNewEnvironment, checkNewObject, checkNextVersion } from '../preconditions.js';
-import { SCOPED_KINDS, kindCounts, toCmk, toEnvironment, toKey, toObject, toObjectVersion, toWorkspace, type KeyRow } from '../rows.js';
-import { StoreConflictError, type KeyRecord, type NewEnvironment, type ObjectRecord, type ObjectVersionRecord, type Store, type WorkspaceRecord } from '../store.js';
+import { chainEntries, groupByWorkspace } from '../audit-chain.js';
+import { mergeUsageDeltas } from '../client-usage.js';
+import { decodeNameCursor, decodeWorkspaceCursor, encodeNameCursor, encodeWorkspaceCursor, toPage } from '../cursor.js';
+import {
+  checkAudit, checkAuditPage, checkAuditWorkspace, checkClientPatch, checkClientToken, checkKey, checkLimit, checkNewClient, checkNewEnvironment,
+  checkNewObject, checkNextVersion, checkRotationTimes, checkUsageDeltas,
+} from '../preconditions.js';
+import {
+  SCOPED_KINDS, kindCounts, toAuditEntry, toAuditHead, toClient, toClientToken, toClientTokenJoin, toClientWithUsage, toCmk, toEnvironment, toKey,
+  toObject, toObjectVersion, toWorkspace, type KeyRow,
+} from '../rows.js';
+import {
+  StoreConflictError,
+  type AuditAppend, type ClientPatch, type ClientRecord, type ClientTokenRecord, type KeyRecord, type NewEnvironment, type ObjectRecord,
+  type ObjectVersionRecord, type Store, type WorkspaceRecord,
+} from '../store.js';
 import { migrateSqlite } from './migrations.js';
-import { cmkParams, environmentParams, keyParams, objectParams, prepareStatements, versionParams, workspaceParams } from './statements.js';
+import {
+  auditHeadParams, auditParams, clientParams, cmkParams, environmentParams, keyParams, objectParams, patchParams, prepareStatements, tokenParams,
+  usageParams, versionParams, workspaceParams,
+} from './statements.js';
 
 export interface SqliteStoreOptions {
   /** Database file, created with its directory if missing; ":memory:" for a throwaway store. */
   readonly path: string;
 }
 
-/** Turns a uniqueness violation into the store's own error; anything else is rethrown as is. */
+/**
+ * Turns a uniqueness violation into the store's own error; anything else is rethrown as is. A name
+ * rule is told apart from an id rule by the columns SQLite names ("UNIQUE constraint failed:
+ * clients.workspace_id, clients.name"): a transaction may also insert tokens and audit entries.
+ */
 function conflict(error: unknown, what: string): unknown {
   if (!(error instanceof Database.SqliteError)) return error;
-  if (error.code === 'SQLITE_CONSTRAINT_UNIQUE') return new StoreConflictError(`${what} already exists`);
-  if (error.code === 'SQLITE_CONSTRAINT_PRIMARYKEY') return new StoreConflictError('a record with that id already exists');
+  if (error.code === 'SQLITE_CONSTRAINT_UNIQUE' && /\.name$/.test(error.message)) return new StoreConflictError(`${what} already exists`);
+  if (error.code === 'SQLITE_CONSTRAINT_UNIQUE' || error.code === 'SQLITE_CONSTRAINT_PRIMARYKEY') {
+    return new StoreConflictError('a record with that id already exists');
+  }
   return error;
 }
 
@@ -57,6 +78,27 @@ export async function openSqliteStore(options: SqliteStoreOptions): Promise<Stor
     q.insertEk.run(keyParams(env.ek));
   };
 
+  /**
+   * Appends to each workspace's chain; called inside the caller's IMMEDIATE transaction, which holds
+   * SQLite's one write lock, so no other process can move a head between its read and its write.
+   */
+  const appendAuditInTx = (append: AuditAppend): void => {
+    for (const [workspaceId, entries] of groupByWorkspace(append.entries)) {
+      const stored = q.getAuditHead.get(workspaceId);
+      const { records, head } = chainEntries(stored && toAuditHead(stored), entries, append.link);
+      for (const record of records) q.insertAudit.run(auditParams(record));
+      q.putAuditHead.run(auditHeadParams(workspaceId, head));
+    }
+  };
+
+  /** For a change inside an environment: its audit must be about that environment's workspace. */
+  const appendEnvironmentAuditInTx = (environmentId: string, audit: AuditAppend): void => {
+    const env = q.getEnvironment.get(environmentId);
+    if (!env) throw new Error(`store: environment ${environmentId} vanished inside a transaction`);
+    checkAuditWorkspace(audit, env.workspace_id);
+    appendAuditInTx(audit);
+  };
+
   const identityWinner = (key: KeyRecord): KeyRow | undefined => {
     if (key.kind === 'hourly') return q.getHourly.get(key.environmentId, key.hourStart ?? Number.NaN);
     if (SCOPED_KINDS.includes(key.kind)) return q.getScoped.get(key.environmentId, key.kind, key.scopeId ?? '');
@@ -69,11 +111,15 @@ export async function openSqliteStore(options: SqliteStoreOptions): Promise<Stor
       q.insertSetting.run(name, value);
       return q.getSetting.get(name)!.value;
     }),
-    createWorkspace: db.transaction((workspace: WorkspaceRecord, first: NewEnvironment) => {
+    createWorkspace: db.transaction((workspace: WorkspaceRecord, first: NewEnvironment, audit: AuditAppend | undefined) => {
       q.insertWorkspace.run(workspaceParams(workspace));
       insertEnvironmentRows(first);
+      if (audit) appendAuditInTx(audit);
     }),
-    createEnvironment: db.transaction(insertEnvironmentRows),
+    createEnvironment: db.transaction((env: NewEnvironment, audit: AuditAppend | undefined) => {
+      insertEnvironmentRows(env);
+      if (audit) appendAuditInTx(audit);
+    }),
     insertKeyIfAbsent: db.transaction((key: KeyRecord): KeyRecord => {
       if (q.insertKey.run(keyParams(key)).changes === 1) return key;
       // The id itself may be what collided: a retry of the same insert is answered with the stored key.
@@ -87,16 +133,54 @@ export async function openSqliteStore(options: SqliteStoreOptions): Promise<Stor
       counts: kindCounts(q.countKinds.all(environmentId)),
       latestHourly: q.latestHourly.get(environmentId),
     })),
-    createObject: db.transaction((object: ObjectRecord, first: ObjectVersionRecord) => {
+    createObject: db.transaction((object: ObjectRecord, first: ObjectVersionRecord, audit: AuditAppend | undefined) => {
       q.insertObject.run(objectParams(object));
       q.insertVersion.run(versionParams(first));
+      if (audit) appendEnvironmentAuditInTx(object.environmentId, audit);
     }),
-    addObjectVersion: db.transaction((environmentId: string, objectId: string, expected: number, version: ObjectVersionRecord, updatedAt: Date) => {
-      const row = q.casObject.get(expected + 1, updatedAt.getTime(), environmentId, objectId, expected);
-      if (!row) return undefined;
-      q.insertVersion.run(versionParams(version));
+    addObjectVersion: db.transaction(
+      (environmentId: string, objectId: string, expected: number, version: ObjectVersionRecord, updatedAt: Date, audit: AuditAppend | undefined) => {
+        const row = q.casObject.get(expected + 1, updatedAt.getTime(), environmentId, objectId, expected);
+        if (!row) return undefined;
+        q.insertVersion.run(versionParams(version));
+        if (audit) appendEnvironmentAuditInTx(environmentId, audit);
+        return row;
+      },
+    ),
+    deleteObject: db.transaction((environmentId: string, id: string, audit: AuditAppend | undefined): boolean => {
+      if (q.deleteObject.run(environmentId, id).changes === 0) return false;
+      if (audit) appendEnvironmentAuditInTx(environmentId, audit);
+      return true;
+    }),
+    createClient: db.transaction((client: ClientRecord, firstToken: ClientTokenRecord, audit: AuditAppend | undefined) => {
+      q.insertClient.run(clientParams(client));
+      q.insertToken.run(tokenParams(firstToken));
+      if (audit) appendAuditInTx(audit);
+    }),
+    updateClient: db.transaction((workspaceId: string, id: string, patch: ClientPatch, updatedAt: Date, audit: AuditAppend | undefined) => {
+      const row = q.updateClient.get(patchParams(workspaceId, id, patch, updatedAt));
+      if (row && audit) appendAuditInTx(audit);
       return row;
     }),
+    deleteClient: db.transaction((workspaceId: string, id: string, audit: AuditAppend | undefined): boolean => {
+      if (q.deleteClient.run(workspaceId, id).changes === 0) return false;
+      if (audit) appendAuditInTx(audit);
+      return true;
+    }),
+    addClientToken: db.transaction(
+      (workspaceId: string, clientId: string, token: ClientTokenRecord, othersExpireBy: Date, now: Date, audit: AuditAppend | undefined): boolean => {
+        if (!q.getClient.get(workspaceId, clientId)) return false;
+        q.pruneTokens.run(clientId, now.getTime());
+        q.capTokens.run(othersExpireBy.getTime(), clientId);
+        q.insertToken.run(tokenParams(token));
+        if (audit) appendAuditInTx(audit);
+        return true;
+      },
+    ),
+    recordClientUsage: db.transaction((params: ReturnType<typeof usageParams>[]) => {
+      for (const p of params) q.recordUsage.run(p);
+    }),
+    appendAudit: db.transaction(appendAuditInTx),
   };
 
   const store: Store = {
@@ -112,10 +196,11 @@ export async function openSqliteStore(options: SqliteStoreOptions): Promise<Stor
       q.putSetting.run(name, value);
     },
 
-    async createWorkspace(workspace, first) {
+    async createWorkspace(workspace, first, audit) {
       checkNewEnvironment(first, workspace);
+      if (audit) checkAudit(audit, workspace.id);
       try {
-        tx.createWorkspace.immediate(workspace, first);
+        tx.createWorkspace.immediate(workspace, first, audit);
       } catch (error) {
         throw conflict(error, 'a workspace with that id');
       }
@@ -130,10 +215,11 @@ export async function openSqliteStore(options: SqliteStoreOptions): Promise<Stor
       const rows = after ? q.listWorkspacesAfter.all(after.createdAtMs, after.id, limit + 1) : q.listWorkspaces.all(limit + 1);
       return toPage(rows.map(toWorkspace), limit, (w) => encodeWorkspaceCursor(w.createdAt, w.id));
     },
-    async createEnvironment(env) {
+    async createEnvironment(env, audit) {
       checkNewEnvironment(env);
+      if (audit) checkAudit(audit, env.environment.workspaceId);
       try {
-        tx.createEnvironment.immediate(env);
+        tx.createEnvironment.immediate(env, audit);
       } catch (error) {
         throw conflict(error, `an environment named "${env.environment.name}" in this workspace`);
       }
@@ -188,10 +274,11 @@ export async function openSqliteStore(options: SqliteStoreOptions): Promise<Stor
       return { counts, latestHourly: latestHourly && toKey(latestHourly) };
     },
 
-    async createObject(object, firstVersion) {
+    async createObject(object, firstVersion, audit) {
       checkNewObject(object, firstVersion);
+      if (audit) checkAudit(audit);
       try {
-        tx.createObject.immediate(object, firstVersion);
+        tx.createObject.immediate(object, firstVersion, audit);
       } catch (error) {
         throw conflict(error, `an object named "${object.name}" in this environment`);
       }
@@ -206,14 +293,19 @@ export async function openSqliteStore(options: SqliteStoreOptions): Promise<Stor
     },
     async listObjects(environmentId, { limit, cursor }) {
       checkLimit(limit);
-      const after = cursor === undefined ? undefined : decodeObjectCursor(cursor);
+      const after = cursor === undefined ? undefined : decodeNameCursor(cursor);
       const rows = after === undefined ? q.listObjects.all(environmentId, limit + 1) : q.listObjectsAfter.all(environmentId, after, limit + 1);
-      return toPage(rows.map(toObject), limit, (o) => encodeObjectCursor(o.name));
+      return toPage(rows.map(toObject), limit, (o) => encodeNameCursor(o.name));
     },
-    async addObjectVersion(environmentId, objectId, expectedVersion, version, updatedAt) {
+    async addObjectVersion(environmentId, objectId, expectedVersion, version, updatedAt, audit) {
       checkNextVersion(objectId, expectedVersion, version);
-      const row = tx.addObjectVersion.immediate(environmentId, objectId, expectedVersion, version, updatedAt);
-      return row && toObject(row);
+      if (audit) checkAudit(audit);
+      try {
+        const row = tx.addObjectVersion.immediate(environmentId, objectId, expectedVersion, version, updatedAt, audit);
+        return row && toObject(row);
+      } catch (error) {
+        throw conflict(error, 'an audit entry with that id');
+      }
     },
     async getObjectVersion(objectId, version) {
       const row = q.getVersion.get(objectId, version);
@@ -222,8 +314,91 @@ export async function openSqliteStore(options: SqliteStoreOptions): Promise<Stor
     async listObjectVersions(objectId) {
       return q.listVersions.all(objectId).map(toObjectVersion);
     },
-    async deleteObject(environmentId, id) {
-      return q.deleteObject.run(environmentId, id).changes > 0;
+    async deleteObject(environmentId, id, audit) {
+      if (!audit) return q.deleteObject.run(environmentId, id).changes > 0;
+      checkAudit(audit);
+      try {
+        return tx.deleteObject.immediate(environmentId, id, audit);
+      } catch (error) {
+        throw conflict(error, 'an audit entry with that id');
+      }
+    },
+
+    async createClient(client, firstToken, audit) {
+      checkNewClient(client, firstToken);
+      if (audit) checkAudit(audit, client.workspaceId);
+      try {
+        tx.createClient.immediate(client, firstToken, audit);
+      } catch (error) {
+        throw conflict(error, `a client named "${client.name}" in this workspace`);
+      }
+    },
+    async getClient(workspaceId, id) {
+      const row = q.getClient.get(workspaceId, id);
+      return row && toClientWithUsage(row);
+    },
+    async listClients(workspaceId, { limit, cursor }) {
+      checkLimit(limit);
+      const after = cursor === undefined ? undefined : decodeNameCursor(cursor);
+      const rows = after === undefined ? q.listClients.all(workspaceId, limit + 1) : q.listClientsAfter.all(workspaceId, after, limit + 1);
+      return toPage(rows.map(toClientWithUsage), limit, (c) => encodeNameCursor(c.name));
+    },
+    async updateClient(workspaceId, id, patch, updatedAt, audit) {
+      checkClientPatch(patch, updatedAt);
+      if (audit) checkAudit(audit, workspaceId);
+      try {
+        const row = tx.updateClient.immediate(workspaceId, id, patch, updatedAt, audit);
+        return row && toClient(row);
+      } catch (error) {
+        throw conflict(error, `a client named "${patch.name ?? ''}" in this workspace`);
+      }
+    },
+    async deleteClient(workspaceId, id, audit) {
+      if (audit) checkAudit(audit, workspaceId);
+      try {
+        return tx.deleteClient.immediate(workspaceId, id, audit);
+      } catch (error) {
+        throw conflict(error, 'an audit entry with that id');
+      }
+    },
+    async addClientToken(workspaceId, clientId, token, othersExpireBy, now, audit) {
+      checkClientToken(clientId, token);
+      checkRotationTimes(othersExpireBy, now);
+      if (audit) checkAudit(audit, workspaceId);
+      try {
+        return tx.addClientToken.immediate(workspaceId, clientId, token, othersExpireBy, now, audit);
+      } catch (error) {
+        throw conflict(error, 'a token with that hash');
+      }
+    },
+    async listClientTokens(clientId) {
+      return q.listTokens.all(clientId).map(toClientToken);
+    },
+    async findClientToken(tokenHash) {
+      const row = q.findToken.get(tokenHash);
+      return row && toClientTokenJoin(row);
+    },
+    async recordClientUsage(deltas) {
+      checkUsageDeltas(deltas);
+      if (deltas.length === 0) return;
+      tx.recordClientUsage.immediate(mergeUsageDeltas(deltas).map(usageParams));
+    },
+
+    async appendAudit(append) {
+      checkAudit(append);
+      try {
+        tx.appendAudit.immediate(append);
+      } catch (error) {
+        throw conflict(error, 'an audit entry with that id');
+      }
+    },
+    async listAuditEntries(workspaceId, { afterSeq, limit }) {
+      checkAuditPage(afterSeq, limit);
+      return q.listAudit.all(workspaceId, afterSeq, limit).map(toAuditEntry);
+    },
+    async getAuditHead(workspaceId) {
+      const row = q.getAuditHead.get(workspaceId);
+      return row && toAuditHead(row);
     },
 
     async close() {

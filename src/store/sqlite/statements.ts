@@ -4,10 +4,14 @@
  */
 import type Database from 'better-sqlite3';
 import {
-  COLUMNS, cols,
-  type CmkRow, type EnvironmentRow, type KeyRow, type KindCountRow, type ObjectRow, type ObjectVersionRow, type SettingRow, type Table, type WorkspaceRow,
+  COLUMNS, clientUsageCols, cols,
+  type AuditEntryRow, type AuditHeadRow, type ClientRow, type ClientTokenJoinRow, type ClientTokenRow, type ClientUsageRow, type CmkRow,
+  type EnvironmentRow, type KeyRow, type KindCountRow, type ObjectRow, type ObjectVersionRow, type SettingRow, type Table, type WorkspaceRow,
 } from '../rows.js';
-import type { KeyRecord, NewEnvironment, ObjectRecord, ObjectVersionRecord, WorkspaceRecord } from '../store.js';
+import type {
+  AuditEntryRecord, AuditHead, ClientPatch, ClientRecord, ClientTokenRecord, ClientUsageDelta, KeyRecord, NewEnvironment, ObjectRecord,
+  ObjectVersionRecord, WorkspaceRecord,
+} from '../store.js';
 
 // What SQLite is handed for a column: Dates as integer milliseconds, JSON as text.
 type Bound<T> = T extends Date ? never : T extends Buffer ? T : T extends object ? never : T;
@@ -45,6 +49,72 @@ export function versionParams(v: ObjectVersionRecord): Params<ObjectVersionRow> 
   return { object_id: v.objectId, version: v.version, data_key_id: v.dataKeyId, wrapped_data_key: v.wrappedDataKey, ciphertext: v.ciphertext, created_at: v.createdAt.getTime() };
 }
 
+export function clientParams(c: ClientRecord): Params<ClientRow> {
+  return {
+    id: c.id, workspace_id: c.workspaceId, name: c.name, role: c.role, environments: JSON.stringify(c.environments),
+    allowed_cidrs: JSON.stringify(c.allowedCidrs), token_ttl_seconds: c.tokenTtlSeconds, rate_limit_per_second: c.rateLimitPerSecond,
+    disabled: c.disabled ? 1 : 0, created_at: c.createdAt.getTime(), updated_at: c.updatedAt.getTime(),
+  };
+}
+
+export function tokenParams(t: ClientTokenRecord): Params<ClientTokenRow> {
+  return { id: t.id, client_id: t.clientId, token_hash: t.tokenHash, created_at: t.createdAt.getTime(), expires_at: t.expiresAt.getTime() };
+}
+
+export function auditParams(e: AuditEntryRecord): Params<AuditEntryRow> {
+  return {
+    workspace_id: e.workspaceId, seq: e.seq, id: e.id, environment_id: e.environmentId, at: e.at.getTime(), sealing: e.sealing, body: e.body, link: e.link,
+  };
+}
+
+export function auditHeadParams(workspaceId: string, head: AuditHead): Params<AuditHeadRow> {
+  return { workspace_id: workspaceId, seq: head.seq, link: head.link };
+}
+
+/** A patch as one flag (1: set the column) and one value per field, so that one statement serves every patch. */
+export interface PatchParams {
+  readonly workspace_id: string;
+  readonly id: string;
+  readonly updated_at: number;
+  readonly set_name: number; readonly name: string | null;
+  readonly set_role: number; readonly role: string | null;
+  readonly set_environments: number; readonly environments: string | null;
+  readonly set_allowed_cidrs: number; readonly allowed_cidrs: string | null;
+  readonly set_token_ttl_seconds: number; readonly token_ttl_seconds: number | null;
+  readonly set_rate_limit_per_second: number; readonly rate_limit_per_second: number | null;
+  readonly set_disabled: number; readonly disabled: number | null;
+}
+
+export function patchParams(workspaceId: string, id: string, p: ClientPatch, updatedAt: Date): PatchParams {
+  const flag = (v: unknown): number => (v === undefined ? 0 : 1);
+  return {
+    workspace_id: workspaceId, id, updated_at: updatedAt.getTime(),
+    set_name: flag(p.name), name: p.name ?? null,
+    set_role: flag(p.role), role: p.role ?? null,
+    set_environments: flag(p.environments), environments: p.environments === undefined ? null : JSON.stringify(p.environments),
+    set_allowed_cidrs: flag(p.allowedCidrs), allowed_cidrs: p.allowedCidrs === undefined ? null : JSON.stringify(p.allowedCidrs),
+    set_token_ttl_seconds: flag(p.tokenTtlSeconds), token_ttl_seconds: p.tokenTtlSeconds ?? null,
+    set_rate_limit_per_second: flag(p.rateLimitPerSecond), rate_limit_per_second: p.rateLimitPerSecond ?? null,
+    set_disabled: flag(p.disabled), disabled: p.disabled === undefined ? null : p.disabled ? 1 : 0,
+  };
+}
+
+export interface UsageParams {
+  readonly id: string;
+  readonly requests: number;
+  readonly failures: number;
+  readonly at: number;
+  readonly ip: string;
+}
+
+export function usageParams(d: ClientUsageDelta): UsageParams {
+  return { id: d.clientId, requests: d.requests, failures: d.failures, at: d.lastUsedAt.getTime(), ip: d.lastUsedIp };
+}
+
+function patched(column: string): string {
+  return `${column} = CASE WHEN @set_${column} THEN @${column} ELSE ${column} END`;
+}
+
 function insert(table: Table, suffix = ''): string {
   const names = COLUMNS[table];
   return `INSERT INTO ${table} (${names.join(', ')}) VALUES (${names.map((c) => `@${c}`).join(', ')})${suffix}`;
@@ -57,6 +127,10 @@ export function prepareStatements(db: Database.Database) {
   const K = cols('keys');
   const O = cols('objects');
   const V = cols('object_versions');
+  const C = cols('clients');
+  const CU = clientUsageCols();
+  const T = cols('client_tokens');
+  const A = cols('audit_entries');
   return {
     getSetting: db.prepare<[string], SettingRow>('SELECT value FROM settings WHERE name = ?'),
     insertSetting: db.prepare<[string, string]>('INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING'),
@@ -111,6 +185,45 @@ export function prepareStatements(db: Database.Database) {
     getVersion: db.prepare<[string, number], ObjectVersionRow>(`SELECT ${V} FROM object_versions WHERE object_id = ? AND version = ?`),
     listVersions: db.prepare<[string], ObjectVersionRow>(`SELECT ${V} FROM object_versions WHERE object_id = ? ORDER BY version DESC`),
     deleteObject: db.prepare<[string, string]>('DELETE FROM objects WHERE environment_id = ? AND id = ?'),
+
+    insertClient: db.prepare<Params<ClientRow>>(insert('clients')),
+    getClient: db.prepare<[string, string], ClientUsageRow>(`SELECT ${CU} FROM clients WHERE workspace_id = ? AND id = ?`),
+    listClients: db.prepare<[string, number], ClientUsageRow>(`SELECT ${CU} FROM clients WHERE workspace_id = ? ORDER BY name LIMIT ?`),
+    listClientsAfter: db.prepare<[string, string, number], ClientUsageRow>(
+      `SELECT ${CU} FROM clients WHERE workspace_id = ? AND name > ? ORDER BY name LIMIT ?`,
+    ),
+    updateClient: db.prepare<PatchParams, ClientRow>(
+      `UPDATE clients SET ${['name', 'role', 'environments', 'allowed_cidrs', 'token_ttl_seconds', 'rate_limit_per_second', 'disabled'].map(patched).join(', ')},
+       updated_at = @updated_at WHERE workspace_id = @workspace_id AND id = @id RETURNING ${C}`,
+    ),
+    // The tokens go with it (ON DELETE CASCADE).
+    deleteClient: db.prepare<[string, string]>('DELETE FROM clients WHERE workspace_id = ? AND id = ?'),
+    // Every SET expression reads the row as it was, so both CASEs compare against the old last_used_at.
+    recordUsage: db.prepare<UsageParams>(
+      `UPDATE clients SET requests = requests + @requests, failures = failures + @failures,
+       last_used_ip = CASE WHEN last_used_at IS NULL OR @at > last_used_at THEN @ip ELSE last_used_ip END,
+       last_used_at = CASE WHEN last_used_at IS NULL OR @at > last_used_at THEN @at ELSE last_used_at END
+       WHERE id = @id`,
+    ),
+
+    insertToken: db.prepare<Params<ClientTokenRow>>(insert('client_tokens')),
+    pruneTokens: db.prepare<[string, number]>('DELETE FROM client_tokens WHERE client_id = ? AND expires_at <= ?'),
+    // SQLite's two-argument min() is the scalar one.
+    capTokens: db.prepare<[number, string]>('UPDATE client_tokens SET expires_at = min(expires_at, ?) WHERE client_id = ?'),
+    listTokens: db.prepare<[string], ClientTokenRow>(`SELECT ${T} FROM client_tokens WHERE client_id = ? ORDER BY created_at, id`),
+    findToken: db.prepare<[string], ClientTokenJoinRow>(
+      `SELECT t.id AS token_id, t.token_hash, t.created_at AS token_created_at, t.expires_at AS token_expires_at, ${cols('clients', 'c')}
+       FROM client_tokens t JOIN clients c ON c.id = t.client_id WHERE t.token_hash = ?`,
+    ),
+
+    insertAudit: db.prepare<Params<AuditEntryRow>>(insert('audit_entries')),
+    getAuditHead: db.prepare<[string], AuditHeadRow>(`SELECT ${cols('audit_heads')} FROM audit_heads WHERE workspace_id = ? AND seq > 0`),
+    putAuditHead: db.prepare<Params<AuditHeadRow>>(
+      `${insert('audit_heads')} ON CONFLICT (workspace_id) DO UPDATE SET seq = excluded.seq, link = excluded.link`,
+    ),
+    listAudit: db.prepare<[string, number, number], AuditEntryRow>(
+      `SELECT ${A} FROM audit_entries WHERE workspace_id = ? AND seq > ? ORDER BY seq LIMIT ?`,
+    ),
   };
 }
 
