@@ -2,7 +2,12 @@ import { base64ToBytes, bytesToBase64, toBytes } from './encoding.js';
 import { KeystrataApiError } from './errors.js';
 import { route, Transport, type FetchLike } from './transport.js';
 import type {
+  ApiClient,
+  AuditEntry,
+  AuditVerifyResponse,
   CmkInfo,
+  CreateClientRequest,
+  CreateClientResponse,
   CreateObjectRequest,
   DecryptRequest,
   DecryptResult,
@@ -10,11 +15,16 @@ import type {
   EncryptResult,
   Environment,
   Health,
+  JwtRequest,
+  JwtResponse,
   KeyStatus,
   ObjectVersionList,
   Page,
   PageOptions,
+  RotateTokenRequest,
+  RotateTokenResponse,
   Scope,
+  UpdateClientRequest,
   UpdateObjectRequest,
   VaultObject,
   VaultObjectWithValue,
@@ -185,6 +195,146 @@ export class KeystrataClient {
       path: route`/v1/workspaces/${ws}/environments/${env}/objects/${id}/versions/${version}`,
     });
   }
+
+  /**
+   * `POST /v1/workspaces/{ws}/clients` — creates an API client and its first API token. The token is
+   * in this answer only (the server keeps a hash): store it now.
+   *
+   * @example
+   * ```ts
+   * const { client: app, token } = await client.createClient(ws, { name: 'billing', role: 'app', environments: ['production'] });
+   * const billing = new KeystrataClient({ baseUrl, token });
+   * ```
+   */
+  async createClient(ws: string, request: CreateClientRequest): Promise<CreateClientResponse> {
+    return this.#http.request({
+      method: 'POST',
+      path: route`/v1/workspaces/${ws}/clients`,
+      body: {
+        name: request.name,
+        role: request.role,
+        environments: request.environments,
+        allowedCidrs: request.allowedCidrs,
+        tokenTtlSeconds: request.tokenTtlSeconds,
+        rateLimitPerSecond: request.rateLimitPerSecond,
+      },
+    });
+  }
+
+  /** `GET /v1/workspaces/{ws}/clients` — one page of the workspace's API clients. */
+  async listClients(ws: string, options: PageOptions = {}): Promise<Page<ApiClient>> {
+    return this.#http.request({ method: 'GET', path: route`/v1/workspaces/${ws}/clients`, query: pageQuery(options) });
+  }
+
+  /** `GET /v1/workspaces/{ws}/clients/{id}` — an API client with its usage and its working tokens (ids and expiry). */
+  async getClient(ws: string, id: string): Promise<ApiClient> {
+    return this.#http.request({ method: 'GET', path: route`/v1/workspaces/${ws}/clients/${id}` });
+  }
+
+  /**
+   * `PATCH /v1/workspaces/{ws}/clients/{id}` — changes the members given (at least one); lists
+   * (environments, allowed CIDRs) are replaced whole. `rateLimitPerSecond: null` restores the default.
+   *
+   * @example
+   * ```ts
+   * await client.updateClient(ws, id, { disabled: true });
+   * ```
+   */
+  async updateClient(ws: string, id: string, request: UpdateClientRequest): Promise<ApiClient> {
+    const body = {
+      name: request.name,
+      role: request.role,
+      environments: request.environments,
+      allowedCidrs: request.allowedCidrs,
+      tokenTtlSeconds: request.tokenTtlSeconds,
+      rateLimitPerSecond: request.rateLimitPerSecond,
+      disabled: request.disabled,
+    };
+    // An empty patch is refused by the server too; saying so here names the cause without a round trip.
+    if (Object.values(body).every((value) => value === undefined)) {
+      throw invalidArgument(undefined, 'An update must change at least one member of the client.');
+    }
+    return this.#http.request({ method: 'PATCH', path: route`/v1/workspaces/${ws}/clients/${id}`, body });
+  }
+
+  /** `DELETE /v1/workspaces/{ws}/clients/{id}` — deletes an API client; its tokens and JWTs stop working at once. */
+  async deleteClient(ws: string, id: string): Promise<void> {
+    await this.#http.request<undefined>({ method: 'DELETE', path: route`/v1/workspaces/${ws}/clients/${id}` });
+  }
+
+  /**
+   * `POST /v1/workspaces/{ws}/clients/{id}/tokens` — issues a new API token (shown this once); the
+   * client's previous tokens keep working for `graceSeconds` (default: the server's setting), then stop.
+   */
+  async rotateClientToken(ws: string, id: string, request: RotateTokenRequest = {}): Promise<RotateTokenResponse> {
+    return this.#http.request({
+      method: 'POST',
+      path: route`/v1/workspaces/${ws}/clients/${id}/tokens`,
+      body: { graceSeconds: request.graceSeconds },
+    });
+  }
+
+  /**
+   * `POST /v1/auth/token` — exchanges this client's API token for a short-lived JWT, to be sent as
+   * `Authorization: Bearer <jwt>` where a long-lived token should not travel.
+   *
+   * @example
+   * ```ts
+   * const { token: jwt } = await client.issueJwt({ ttlSeconds: 900 });
+   * const shortLived = new KeystrataClient({ baseUrl, token: jwt });
+   * ```
+   */
+  async issueJwt(request: JwtRequest = {}): Promise<JwtResponse> {
+    return this.#http.request({ method: 'POST', path: '/v1/auth/token', body: { ttlSeconds: request.ttlSeconds } });
+  }
+
+  /** `GET /v1/workspaces/{ws}/audit` — one page of the workspace's audit log, in seq order. */
+  async listAuditEntries(ws: string, options: PageOptions = {}): Promise<Page<AuditEntry>> {
+    return this.#http.request({ method: 'GET', path: route`/v1/workspaces/${ws}/audit`, query: pageQuery(options) });
+  }
+
+  /**
+   * Every entry of the workspace's audit log, in seq order, fetched one page at a time as the loop
+   * consumes them (`options.limit` is the page size; `options.cursor` starts after that seq). Rejects
+   * with `invalid_response` if the server's pages do not follow each other in increasing seq.
+   *
+   * @example
+   * ```ts
+   * for await (const entry of client.auditEntries(ws)) console.log(JSON.stringify(entry));
+   * ```
+   */
+  async *auditEntries(ws: string, options: PageOptions = {}): AsyncGenerator<AuditEntry, void, undefined> {
+    let cursor = options.cursor;
+    let lastSeq = -Infinity;
+    for (;;) {
+      const page = await this.listAuditEntries(ws, { limit: options.limit, cursor });
+      for (const entry of page.items) {
+        // An export must be complete and in order; a page that goes back would also loop forever.
+        if (!(entry.seq > lastSeq)) {
+          throw new KeystrataApiError({
+            status: 200,
+            code: 'invalid_response',
+            message: `The audit log went back from seq ${lastSeq} to ${entry.seq} between entries.`,
+          });
+        }
+        lastSeq = entry.seq;
+        yield entry;
+      }
+      if (page.nextCursor === null) return;
+      if (page.nextCursor === cursor) {
+        throw new KeystrataApiError({ status: 200, code: 'invalid_response', message: 'The audit log answered the same cursor twice.' });
+      }
+      cursor = page.nextCursor;
+    }
+  }
+
+  /**
+   * `GET /v1/workspaces/{ws}/audit/verify` — checks the whole hash chain of the workspace's audit
+   * log on the server. A broken chain is an answer (`ok: false`, `firstBadEntry`, `reason`), not an error.
+   */
+  async verifyAudit(ws: string): Promise<AuditVerifyResponse> {
+    return this.#http.request({ method: 'GET', path: route`/v1/workspaces/${ws}/audit/verify` });
+  }
 }
 
 function normalizeBaseUrl(baseUrl: string): string {
@@ -229,6 +379,6 @@ function decodePlaintext(base64: unknown): Uint8Array {
   }
 }
 
-function invalidArgument(field: string, message: string): KeystrataApiError {
+function invalidArgument(field: string | undefined, message: string): KeystrataApiError {
   return new KeystrataApiError({ status: 0, code: 'invalid_request', message, field });
 }

@@ -14,6 +14,7 @@ export interface KeystrataApiErrorInit {
   readonly requestId?: string | undefined;
   readonly field?: string | undefined;
   readonly details?: Readonly<Record<string, unknown>> | undefined;
+  readonly retryAfterSeconds?: number | undefined;
   readonly cause?: unknown;
 }
 
@@ -34,6 +35,15 @@ export interface KeystrataApiErrorInit {
  *   } else throw err;
  * }
  * ```
+ *
+ * @example A rate-limited call (`429 rate_limited`) says when to try again:
+ * ```ts
+ * } catch (err) {
+ *   if (!(err instanceof KeystrataApiError) || err.code !== 'rate_limited') throw err;
+ *   const seconds = err.retryAfterSeconds ?? 1;
+ *   await new Promise((resolve) => setTimeout(resolve, seconds * 1000));
+ * }
+ * ```
  */
 export class KeystrataApiError extends Error {
   /** HTTP status, or 0 when there was no response. */
@@ -46,6 +56,11 @@ export class KeystrataApiError extends Error {
   readonly field: string | undefined;
   /** Extra, non-secret facts (e.g. `currentVersion` on a `version_conflict`). */
   readonly details: Readonly<Record<string, unknown>> | undefined;
+  /**
+   * Whole seconds to wait before trying again, from the answer's `Retry-After` header (sent with
+   * `429 rate_limited`, and possibly with a 503); undefined when the answer had none.
+   */
+  readonly retryAfterSeconds: number | undefined;
 
   constructor(init: KeystrataApiErrorInit) {
     super(init.message, init.cause === undefined ? undefined : { cause: init.cause });
@@ -55,6 +70,7 @@ export class KeystrataApiError extends Error {
     this.requestId = init.requestId;
     this.field = init.field;
     this.details = init.details;
+    this.retryAfterSeconds = init.retryAfterSeconds;
   }
 }
 

@@ -92,6 +92,7 @@ export class Transport {
 
   async #errorFrom(response: Response): Promise<KeystrataApiError> {
     const requestId = response.headers.get('x-request-id') ?? undefined;
+    const retryAfterSeconds = parseRetryAfter(response.headers.get('retry-after'), Date.now());
     if (response.status < 400) {
       const location = response.headers.get('location');
       return new KeystrataApiError({
@@ -110,6 +111,7 @@ export class Transport {
         code: 'invalid_response',
         message: `The server answered ${[response.status, response.statusText].join(' ').trim()} without a keystrata error body.`,
         requestId,
+        retryAfterSeconds,
       });
     }
     return new KeystrataApiError({
@@ -119,6 +121,7 @@ export class Transport {
       requestId: body.requestId ?? requestId,
       field: body.field,
       details: body.details,
+      retryAfterSeconds,
     });
   }
 
@@ -126,6 +129,23 @@ export class Transport {
   #redact(message: string): string {
     return this.#token === '' ? message : message.split(this.#token).join('[redacted]');
   }
+}
+
+/**
+ * Whole seconds from a `Retry-After` header: delta-seconds (what keystrata sends) or an HTTP date
+ * (what a proxy in front of it may send), counted from `now`. Anything else is ignored.
+ */
+export function parseRetryAfter(header: string | null, now: number): number | undefined {
+  if (header === null) return undefined;
+  const text = header.trim();
+  if (/^\d+$/.test(text)) {
+    const seconds = Number(text);
+    return Number.isSafeInteger(seconds) ? seconds : undefined;
+  }
+  // Date.parse also reads forms that are not HTTP dates ("1", "2025"): require a day-name prefix.
+  if (!/^[A-Za-z]{3}, /.test(text)) return undefined;
+  const at = Date.parse(text);
+  return Number.isNaN(at) ? undefined : Math.max(0, Math.ceil((at - now) / 1000));
 }
 
 function queryString(query: RequestSpec['query']): string {

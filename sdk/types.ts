@@ -209,3 +209,164 @@ export interface ApiErrorBody {
     readonly details?: Readonly<Record<string, unknown>>;
   };
 }
+
+// ---- Access control: API clients, their tokens, JWTs and the audit log (src/http/access-schemas.ts)
+
+/** What an API client may do (docs/access.md). */
+export type ClientRole = 'admin' | 'operator' | 'app' | 'auditor';
+
+/** Monitoring of an API client, kept by the server. */
+export interface ClientUsage {
+  /** Requests made with the client's tokens (and JWTs). */
+  readonly requests: number;
+  /** Requests that failed (4xx/5xx) after the client was identified. */
+  readonly failures: number;
+  readonly lastUsedAt: string | null;
+  /** Address of the last request, or null if the client was never used. */
+  readonly lastUsedIp: string | null;
+}
+
+/** A token of an API client that still works: its id and expiry only (the value is shown once). */
+export interface ClientTokenInfo {
+  readonly id: string;
+  readonly createdAt: string;
+  readonly expiresAt: string;
+}
+
+/** An API client (an access profile) of a workspace. */
+export interface ApiClient {
+  readonly id: string;
+  readonly workspaceId: string;
+  readonly name: string;
+  readonly role: ClientRole;
+  /** Environment names the client may use; `["*"]` means every environment, present and future. */
+  readonly environments: readonly string[];
+  /** CIDRs every request of the client must come from. */
+  readonly allowedCidrs: readonly string[];
+  /** Lifetime of each API token issued to the client, in seconds. */
+  readonly tokenTtlSeconds: number;
+  /** Requests per second (bursts of twice that); null means the server's default. */
+  readonly rateLimitPerSecond: number | null;
+  readonly disabled: boolean;
+  readonly createdAt: string;
+  readonly updatedAt: string;
+  readonly usage: ClientUsage;
+  readonly tokens: readonly ClientTokenInfo[];
+}
+
+/** Input of {@link KeystrataClient.createClient}. */
+export interface CreateClientRequest {
+  readonly name: string;
+  readonly role: ClientRole;
+  /** Environment names, or `["*"]` (the default) for every environment. */
+  readonly environments?: readonly string[];
+  /** IPv4/IPv6 CIDRs the client's requests must come from (default: any address). */
+  readonly allowedCidrs?: readonly string[];
+  /** Lifetime of each API token, 300 s to 400 days (default: the server's setting). */
+  readonly tokenTtlSeconds?: number;
+  /** Requests per second, 1–1,000,000; null or absent for the server's default. */
+  readonly rateLimitPerSecond?: number | null;
+}
+
+/** Input of {@link KeystrataClient.updateClient}: only the members given are changed (at least one). */
+export interface UpdateClientRequest {
+  readonly name?: string;
+  readonly role?: ClientRole;
+  /** Replaces the list of environments. */
+  readonly environments?: readonly string[];
+  /** Replaces the list of allowed CIDRs. */
+  readonly allowedCidrs?: readonly string[];
+  /** Applies to tokens issued from now on. */
+  readonly tokenTtlSeconds?: number;
+  /** null returns the client to the server's default. */
+  readonly rateLimitPerSecond?: number | null;
+  /** A disabled client's tokens and JWTs are refused until it is enabled again. */
+  readonly disabled?: boolean;
+}
+
+/** Output of {@link KeystrataClient.createClient}: the client and its first API token. */
+export interface CreateClientResponse {
+  readonly client: ApiClient;
+  /** The API token, shown this once (the server keeps only a hash). Store it like a password. */
+  readonly token: string;
+  readonly tokenId: string;
+  readonly expiresAt: string;
+}
+
+/** Input of {@link KeystrataClient.rotateClientToken}. */
+export interface RotateTokenRequest {
+  /** How long the client's previous tokens keep working, 0 s to 7 days (default: the server's setting). */
+  readonly graceSeconds?: number;
+}
+
+/** Output of {@link KeystrataClient.rotateClientToken}: the new API token, shown this once. */
+export interface RotateTokenResponse {
+  readonly token: string;
+  readonly tokenId: string;
+  readonly expiresAt: string;
+  /** When the client's previous tokens stop working. */
+  readonly previousTokensExpireBy: string;
+}
+
+/** Input of {@link KeystrataClient.issueJwt}. */
+export interface JwtRequest {
+  /** Lifetime of the JWT, 60 s to 1 day (default and maximum: the server's settings). */
+  readonly ttlSeconds?: number;
+}
+
+/** Output of {@link KeystrataClient.issueJwt}. */
+export interface JwtResponse {
+  /** The JWT; send it as `Authorization: Bearer <jwt>` (e.g. as the `token` of a {@link KeystrataClient}). */
+  readonly token: string;
+  readonly tokenType: 'Bearer';
+  readonly expiresAt: string;
+}
+
+/** Who made an audited request. */
+export interface AuditActor {
+  /** `admin`: the break-glass admin token; `client`: an API client (token or JWT). */
+  readonly type: 'admin' | 'client';
+  readonly id: string | null;
+  readonly name: string | null;
+  readonly role: ClientRole | null;
+}
+
+/**
+ * One entry of a workspace's audit log. Entries form a hash chain: `seq` is 1, 2, 3 … with no gaps
+ * and `link` (hex) chains each entry to the one before, for offline checks of an export.
+ */
+export interface AuditEntry {
+  readonly seq: number;
+  readonly id: string;
+  readonly at: string;
+  readonly environmentId: string | null;
+  readonly link: string;
+  /** Present, with an error code, when the body could not be decrypted (its environment's CMK is unavailable); the members below are then absent. */
+  readonly unreadable?: string;
+  readonly actor?: AuditActor;
+  /** What was done, e.g. `client.create`. */
+  readonly action?: string;
+  /** What it was done to, e.g. `{ clientId, clientName }`. */
+  readonly target?: Readonly<Record<string, string>>;
+  readonly sourceIp?: string;
+  readonly requestId?: string;
+  readonly outcome?: 'success' | 'failure';
+  /** The HTTP status of the answer. */
+  readonly status?: number;
+  /** The error code, when the request failed. */
+  readonly errorCode?: string;
+}
+
+/** Output of {@link KeystrataClient.verifyAudit}. */
+export interface AuditVerifyResponse {
+  /** True when every entry is present, unaltered and in order up to the head. */
+  readonly ok: boolean;
+  /** Entries checked. */
+  readonly checked: number;
+  /** seq of the first entry that fails (missing, edited, reordered or inserted), when not ok. */
+  readonly firstBadEntry?: number;
+  /** Why it fails, when not ok. */
+  readonly reason?: string;
+  /** The chain's head: its last seq and link. */
+  readonly head: { readonly seq: number; readonly link: string };
+}
