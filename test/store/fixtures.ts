@@ -1,8 +1,10 @@
 /** Builders of store records for the contract suite. The store never interprets wrapped keys or ciphertext. */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { newId } from '../../src/core/bytes.js';
-import type {
-  KeyKind, KeyRecord, NewEnvironment, ObjectRecord, ObjectVersionRecord, WorkspaceRecord,
+import {
+  AUDIT_GENESIS_LINK,
+  type AuditAppend, type AuditEntryDraft, type AuditEntryRecord, type AuditLinker, type ClientRecord, type ClientTokenRecord, type KeyKind,
+  type KeyRecord, type NewEnvironment, type ObjectRecord, type ObjectVersionRecord, type WorkspaceRecord,
 } from '../../src/store/store.js';
 
 export function wrappedKey(): Buffer {
@@ -44,4 +46,52 @@ export function newObject(environmentId: string, name: string, createdAt = new D
     metadata: { owner: 'team-a', tags: ['x', 'y'], depth: { n: 1 } }, version: 1, createdAt, updatedAt: createdAt,
   };
   return { object, version: objectVersion(object.id, 1, createdAt) };
+}
+
+export function newClient(workspaceId: string, name: string, fields: Partial<ClientRecord> = {}): ClientRecord {
+  const createdAt = fields.createdAt ?? new Date();
+  return {
+    id: newId(), workspaceId, name, role: 'app', environments: ['production', 'staging'], allowedCidrs: ['10.0.0.0/8', '2001:db8::/32'],
+    tokenTtlSeconds: 86_400, rateLimitPerSecond: null, disabled: false, createdAt, updatedAt: createdAt, ...fields,
+  };
+}
+
+/** A token row; the hash is random hex as a SHA-256 would be. */
+export function clientToken(clientId: string, createdAt = new Date(), expiresAt = new Date(createdAt.getTime() + 86_400_000)): ClientTokenRecord {
+  return { id: newId(), clientId, tokenHash: randomBytes(32).toString('hex'), createdAt, expiresAt };
+}
+
+export function auditDraft(workspaceId: string, fields: Partial<AuditEntryDraft> = {}): AuditEntryDraft {
+  return {
+    id: newId(), workspaceId, environmentId: null, at: new Date(), sealing: 'workspace-key', body: randomBytes(48), ...fields,
+  };
+}
+
+/**
+ * A test linker: SHA-256 over the previous link and every field. Unkeyed, so only for tests (the
+ * service's linker is a MAC); it still makes every link depend on the whole chain before it.
+ */
+export const testLinker: AuditLinker = (entry, previousLink) =>
+  createHash('sha256')
+    .update(previousLink)
+    .update(JSON.stringify([entry.workspaceId, entry.seq, entry.id, entry.environmentId, entry.at.getTime(), entry.sealing, entry.body.toString('hex')]))
+    .digest();
+
+export function auditAppend(...entries: AuditEntryDraft[]): AuditAppend {
+  return { entries, link: testLinker };
+}
+
+/**
+ * Checks a workspace's chain as a verifier would: seq 1..n without gaps, each link recomputed from
+ * the one before. Returns a description of the first fault, or undefined.
+ */
+export function chainFault(entries: readonly AuditEntryRecord[]): string | undefined {
+  let previous = AUDIT_GENESIS_LINK;
+  for (const [i, entry] of entries.entries()) {
+    if (entry.seq !== i + 1) return `entry ${i} has seq ${entry.seq}`;
+    const { link, ...fields } = entry;
+    if (!testLinker(fields, previous).equals(link)) return `the link of seq ${entry.seq} does not follow from the previous one`;
+    previous = link;
+  }
+  return undefined;
 }

@@ -9,6 +9,8 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { openSqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 import type { Store } from '../../src/store/store.js';
 import { BACKENDS, type StoreLocation } from './backends.js';
+import { auditContract } from './contract/audit.js';
+import { clientContract } from './contract/clients.js';
 import type { ContractContext } from './contract/context.js';
 import { keyContract } from './contract/keys.js';
 import { objectContract } from './contract/objects.js';
@@ -79,6 +81,8 @@ for (const backend of BACKENDS) {
     keyContract(ctx);
     objectContract(ctx);
     persistenceContract(ctx);
+    clientContract(ctx);
+    auditContract(ctx);
   });
 }
 
