@@ -7,12 +7,14 @@
  * reachable its tests fail — leaving it out is a decision the user makes with the variable above.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
 import pg from 'pg';
 import { openStore } from '../../src/store/open-store.js';
+import { POSTGRES_MIGRATIONS } from '../../src/store/postgres/migrations.js';
+import { SQLITE_MIGRATIONS } from '../../src/store/sqlite/migrations.js';
 import type { Store } from '../../src/store/store.js';
 
 export interface StoreLocation {
@@ -20,6 +22,8 @@ export interface StoreLocation {
   open(): Promise<Store>;
   /** The versions recorded in schema_migrations, read directly from the database. */
   appliedMigrations(): Promise<number[]>;
+  /** Applies only the first `count` migrations to the empty location, as an older build would have. */
+  migrateOnly(count: number): Promise<void>;
   destroy(): Promise<void>;
 }
 
@@ -42,6 +46,19 @@ const sqlite: StoreBackend = {
         const db = new Database(path, { readonly: true });
         try {
           return db.prepare<[], { version: number }>('SELECT version FROM schema_migrations ORDER BY version').all().map((r) => r.version);
+        } finally {
+          db.close();
+        }
+      },
+      async migrateOnly(count) {
+        await mkdir(dirname(path), { recursive: true });
+        const db = new Database(path);
+        try {
+          db.exec('CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL) STRICT');
+          for (const m of SQLITE_MIGRATIONS.slice(0, count)) {
+            db.exec(m.sql);
+            db.prepare('INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)').run(m.version, Date.now());
+          }
         } finally {
           db.close();
         }
@@ -71,6 +88,16 @@ const postgres: StoreBackend = {
         withClient(async (client) => {
           const result = await client.query<{ version: number }>(`SELECT version FROM "${schema}".schema_migrations ORDER BY version`);
           return result.rows.map((r) => r.version);
+        }),
+      migrateOnly: (count) =>
+        withClient(async (client) => {
+          await client.query(`CREATE SCHEMA "${schema}"`);
+          await client.query(`SET search_path = "${schema}"`);
+          await client.query('CREATE TABLE schema_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL)');
+          for (const m of POSTGRES_MIGRATIONS.slice(0, count)) {
+            await client.query(m.sql);
+            await client.query('INSERT INTO schema_migrations (version, applied_at) VALUES ($1, now())', [m.version]);
+          }
         }),
       destroy: () => withClient(async (client) => void (await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`))),
     };

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { key, newObject, newWorkspace, objectVersion, wrappedKey } from '../fixtures.js';
+import { auditAppend, auditDraft, clientToken, key, newClient, newObject, newWorkspace, objectVersion, wrappedKey } from '../fixtures.js';
 import type { ContractContext } from './context.js';
 
 /** Exact round trips of Dates and Buffers; reopening and migrating. */
@@ -55,6 +55,28 @@ export function persistenceContract(ctx: ContractContext): void {
       const versions = await l.appliedMigrations();
       expect(versions.length).toBeGreaterThan(0);
       expect(versions).toEqual(versions.map((_, i) => i + 1));
+    });
+
+    it('a database an older build migrated (version 1 only) is upgraded on open', async () => {
+      const l = await ctx.freshLocation();
+      await l.migrateOnly(1);
+      expect(await l.appliedMigrations()).toEqual([1]);
+      const { workspace, first } = newWorkspace('from v1');
+      const { object, version } = newObject(first.environment.id, 'kept');
+      const store = await l.open();
+      try {
+        expect(await l.appliedMigrations()).toEqual([1, 2]);
+        await store.createWorkspace(workspace, first);
+        await store.createObject(object, version);
+        // The tables of migration 2 are there and work.
+        const client = newClient(workspace.id, 'after-upgrade');
+        await store.createClient(client, clientToken(client.id), auditAppend(auditDraft(workspace.id)));
+        expect((await store.getClient(workspace.id, client.id))?.name).toBe('after-upgrade');
+        expect((await store.getAuditHead(workspace.id))?.seq).toBe(1);
+        expect(await store.getObject(first.environment.id, object.id)).toEqual(object);
+      } finally {
+        await store.close();
+      }
     });
 
     it('concurrent first opens of an empty database all succeed', async () => {
