@@ -67,12 +67,12 @@ const NAME_CONSTRAINTS: Readonly<Record<string, true>> = {
 };
 
 /**
- * How transactions that append audit entries begin. The head lock depends on READ COMMITTED: each
- * statement sees what committed before it, so the row locked after waiting is the newest head
- * (at REPEATABLE READ a concurrent append would fail this one instead), whatever the server's
- * default_transaction_isolation says.
+ * How transactions that lock rows and then write from what they read begin (audit appends, usage
+ * flushes): at READ COMMITTED each statement sees what committed before it, so the row a
+ * SELECT … FOR UPDATE returns after waiting is the newest version (at REPEATABLE READ a concurrent
+ * writer would fail the transaction instead), whatever the server's default_transaction_isolation says.
  */
-const AUDITED = 'BEGIN ISOLATION LEVEL READ COMMITTED';
+const READ_COMMITTED = 'BEGIN ISOLATION LEVEL READ COMMITTED';
 
 /** Turns a uniqueness violation into the store's own error; anything else is rethrown as is. */
 function conflict(error: unknown, what: string): unknown {
@@ -146,10 +146,11 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
   };
 
   /**
-   * Appends to each workspace's chain inside the caller's transaction. Each head row is locked
-   * (created first if the chain is new) in workspace id order, so concurrent appends to a chain
-   * queue on it across nodes and appends spanning several workspaces cannot deadlock; each entry's
-   * seq and link are computed from the locked head; entries and new heads go in one statement.
+   * Appends to each workspace's chain inside the caller's transaction. The head rows are locked in
+   * workspace id order, so concurrent appends to a chain queue on its head across nodes, and
+   * appends spanning several workspaces cannot deadlock. A new chain's head is created first
+   * (ON CONFLICT DO NOTHING: a concurrent append may be creating it too) and then locked. Each
+   * entry's seq and link follow from the locked head; entries and new heads go in one statement.
    */
   const appendAuditInTx = async (client: PoolClient, append: AuditAppend): Promise<void> => {
     const records: AuditEntryRecord[] = [];
@@ -187,7 +188,7 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
       const result = await work(client);
       await append(client, audit, result);
       return result;
-    }, AUDITED);
+    }, READ_COMMITTED);
   };
 
   const identityWinner = (key: KeyRecord): Promise<KeyRow | undefined> => {
@@ -226,7 +227,7 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
           await run(client, 'insertWorkspace', values.workspace(workspace));
           await insertEnvironmentRows(client, firstEnv);
           if (audit) await appendAuditInTx(client, audit);
-        }, AUDITED);
+        }, READ_COMMITTED);
       } catch (error) {
         throw conflict(error, 'a workspace with that id');
       }
@@ -247,7 +248,7 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
         await transaction(async (client) => {
           await insertEnvironmentRows(client, env);
           if (audit) await appendAuditInTx(client, audit);
-        }, AUDITED);
+        }, READ_COMMITTED);
       } catch (error) {
         throw conflict(error, `an environment named "${env.environment.name}" in this workspace`);
       }
@@ -358,7 +359,7 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
           await run(db, 'insertClient', values.client(client));
           await run(db, 'insertToken', values.token(firstToken));
           if (audit) await appendAuditInTx(db, audit);
-        }, AUDITED);
+        }, READ_COMMITTED);
       } catch (error) {
         throw conflict(error, `a client named "${client.name}" in this workspace`);
       }
@@ -430,13 +431,13 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
       await transaction(async (client) => {
         await run(client, 'lockClients', [merged.map((d) => d.clientId)]);
         await run(client, 'recordUsage', values.usage(merged));
-      });
+      }, READ_COMMITTED);
     },
 
     async appendAudit(append) {
       checkAudit(append);
       try {
-        await transaction((client) => appendAuditInTx(client, append), AUDITED);
+        await transaction((client) => appendAuditInTx(client, append), READ_COMMITTED);
       } catch (error) {
         throw conflict(error, 'an audit entry with that id');
       }
