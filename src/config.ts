@@ -1,5 +1,7 @@
 import { resolve } from 'node:path';
 import { KeystrataError } from './errors.js';
+import { TOKEN_TTL_MAX_SECONDS, TOKEN_TTL_MIN_SECONDS } from './service/access/token-limits.js';
+import { tryParseCidr } from './service/access/ip-allowlist.js';
 
 /**
  * Configuration is read from the environment once, at start-up, into this frozen object; nothing
@@ -22,6 +24,21 @@ export interface Config {
   readonly hourlyKeyPeriodSeconds: number;
   readonly bodyLimitBytes: number;
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  /** Canonical CIDRs of reverse proxies whose X-Forwarded-For is believed; empty = none. */
+  readonly trustedProxies: readonly string[];
+  /** Bearer token that may read /metrics (besides the admin token); unset = admin token only. */
+  readonly metricsToken: string | undefined;
+  /** Default lifetime of a client's API tokens. */
+  readonly tokenTtlSeconds: number;
+  /** Default overlap when a token is rotated: how long the previous tokens keep working. */
+  readonly tokenRotationGraceSeconds: number;
+  readonly jwtTtlSeconds: number;
+  readonly jwtMaxLifetimeSeconds: number;
+  readonly jwtClockSkewSeconds: number;
+  /** Default per-client rate (requests/s; bursts of twice that). */
+  readonly clientRateLimitPerSecond: number;
+  /** Failed authentications allowed per source address per minute before it gets 429s. */
+  readonly authFailuresPerMinute: number;
 }
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -57,6 +74,20 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
   if (adminToken !== undefined && adminToken.length < 32) {
     throw new KeystrataError('configuration_invalid', 'KEYSTRATA_ADMIN_TOKEN must be at least 32 characters: it is a break-glass credential.');
   }
+  const metricsToken = optional(env, 'KEYSTRATA_METRICS_TOKEN');
+  if (metricsToken !== undefined && metricsToken.length < 32) {
+    throw new KeystrataError('configuration_invalid', 'KEYSTRATA_METRICS_TOKEN must be at least 32 characters.');
+  }
+  const trustedProxies = (optional(env, 'KEYSTRATA_TRUSTED_PROXIES') ?? '')
+    .split(',')
+    .map((part) => part.trim())
+    .filter((part) => part !== '')
+    .map((part) => {
+      const cidr = tryParseCidr(part);
+      if (!cidr) throw new KeystrataError('configuration_invalid', `KEYSTRATA_TRUSTED_PROXIES: "${part}" is not an IPv4 or IPv6 address or CIDR.`);
+      return cidr.text;
+    });
+  const jwtMaxLifetimeSeconds = integer(env, 'KEYSTRATA_JWT_MAX_LIFETIME_SECONDS', 3600, 60, 86_400);
   return Object.freeze({
     host: optional(env, 'KEYSTRATA_HOST') ?? '127.0.0.1',
     port: integer(env, 'PORT', 8200, 0, 65535),
@@ -70,5 +101,14 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     hourlyKeyPeriodSeconds: integer(env, 'KEYSTRATA_HOURLY_KEY_PERIOD_SECONDS', 3600, 60, 86_400),
     bodyLimitBytes: integer(env, 'KEYSTRATA_BODY_LIMIT_BYTES', 1_048_576, 1024, 64 * 1_048_576),
     logLevel: logLevel as Config['logLevel'],
+    trustedProxies: Object.freeze(trustedProxies),
+    metricsToken,
+    tokenTtlSeconds: integer(env, 'KEYSTRATA_TOKEN_TTL_SECONDS', 90 * 86_400, TOKEN_TTL_MIN_SECONDS, TOKEN_TTL_MAX_SECONDS),
+    tokenRotationGraceSeconds: integer(env, 'KEYSTRATA_TOKEN_ROTATION_GRACE_SECONDS', 3600, 0, 7 * 86_400),
+    jwtTtlSeconds: integer(env, 'KEYSTRATA_JWT_TTL_SECONDS', 900, 60, jwtMaxLifetimeSeconds),
+    jwtMaxLifetimeSeconds,
+    jwtClockSkewSeconds: integer(env, 'KEYSTRATA_JWT_CLOCK_SKEW_SECONDS', 60, 0, 300),
+    clientRateLimitPerSecond: integer(env, 'KEYSTRATA_CLIENT_RATE_LIMIT_PER_SECOND', 1000, 1, 1_000_000),
+    authFailuresPerMinute: integer(env, 'KEYSTRATA_AUTH_FAILURES_PER_MINUTE', 20, 1, 100_000),
   });
 }

@@ -4,10 +4,14 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify from 'fastify';
 import type { Config } from '../config.js';
 import type { Keystrata } from '../service/keystrata.js';
-import { createAdminAuth } from './admin-auth.js';
+import { installAccessControl } from './access-control.js';
+import { ACCESS_SCHEMAS } from './access-schemas.js';
 import { KeystrataError } from '../errors.js';
 import { installErrorHandling, sendError } from './error-handler.js';
 import { installJsonBodyParser } from './json-body.js';
+import { auditRoutes } from './routes/audit-routes.js';
+import { authRoutes } from './routes/auth-routes.js';
+import { clientRoutes } from './routes/client-routes.js';
 import { cryptoRoutes } from './routes/crypto-routes.js';
 import { keyRoutes } from './routes/key-routes.js';
 import { objectRoutes } from './routes/object-routes.js';
@@ -16,7 +20,8 @@ import { workspaceRoutes } from './routes/workspace-routes.js';
 import { SHARED_SCHEMAS } from './schemas.js';
 import type { App } from './types.js';
 
-export type AppOptions = Pick<Config, 'bodyLimitBytes' | 'logLevel'>;
+export type AppOptions = Pick<Config, 'bodyLimitBytes' | 'logLevel'> &
+  Partial<Pick<Config, 'trustedProxies' | 'metricsToken' | 'clientRateLimitPerSecond' | 'authFailuresPerMinute'>>;
 
 /** Build the HTTP app over an opened Keystrata. Tests drive it with inject(); server.ts listens. */
 export async function buildApp(ks: Keystrata, options: AppOptions): Promise<App> {
@@ -34,6 +39,10 @@ export async function buildApp(ks: Keystrata, options: AppOptions): Promise<App>
             redact: ['req.headers.authorization', 'headers.authorization'],
           },
     bodyLimit: options.bodyLimitBytes,
+    // request.ip is the peer address, unless the peer is a configured reverse proxy: then the
+    // nearest X-Forwarded-For hop that is not itself a trusted proxy (proxy-addr semantics). A
+    // client talking to us directly can never choose its own address.
+    trustProxy: options.trustedProxies !== undefined && options.trustedProxies.length > 0 ? [...options.trustedProxies] : false,
     genReqId: () => requestIdPrefix + (requestCounter++).toString(36),
     // Strict validation: unknown fields are errors (not silently dropped), and no type coercion —
     // "1" is not 1. allErrors stays off so a hostile body cannot make validation expensive.
@@ -60,7 +69,7 @@ export async function buildApp(ks: Keystrata, options: AppOptions): Promise<App>
     },
     refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
   });
-  for (const schema of SHARED_SCHEMAS) app.addSchema(schema);
+  for (const schema of [...SHARED_SCHEMAS, ...ACCESS_SCHEMAS]) app.addSchema(schema);
   // The API speaks JSON only. Fastify also parses text/plain by default, which would turn a
   // non-JSON body into a confusing 400 "must be object" instead of 415.
   app.removeContentTypeParser('text/plain');
@@ -87,15 +96,17 @@ export async function buildApp(ks: Keystrata, options: AppOptions): Promise<App>
     reply.header('cache-control', 'no-store');
   });
 
-  systemRoutes(app, ks);
-  const requireAdmin = createAdminAuth(ks.adminTokenHashes);
-  await app.register(async (v1) => {
-    v1.addHook('onRequest', requireAdmin);
-    const api = v1 as unknown as App;
-    workspaceRoutes(api, ks);
-    keyRoutes(api, ks);
-    cryptoRoutes(api, ks);
-    objectRoutes(api, ks);
+  systemRoutes(app, ks, { metricsToken: options.metricsToken });
+  installAccessControl(app, ks, {
+    clientRateLimitPerSecond: options.clientRateLimitPerSecond ?? 1000,
+    authFailuresPerMinute: options.authFailuresPerMinute ?? 20,
   });
+  workspaceRoutes(app, ks);
+  keyRoutes(app, ks);
+  cryptoRoutes(app, ks);
+  objectRoutes(app, ks);
+  clientRoutes(app, ks);
+  auditRoutes(app, ks);
+  authRoutes(app, ks);
   return app;
 }

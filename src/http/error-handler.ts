@@ -53,6 +53,9 @@ export function sendError(request: FastifyRequest, reply: FastifyReply, error: K
   };
   if (error.field !== undefined) body.field = error.field;
   if (error.details !== undefined) body.details = error.details;
+  request.errorCode = error.code;
+  const retryAfter = error.details?.['retryAfterSeconds'];
+  if (typeof retryAfter === 'number') reply.header('retry-after', String(retryAfter));
   // Set here as well as in the onSend hook: errors raised before routing skip the hooks.
   return reply.code(error.status).header('x-request-id', request.id).header('cache-control', 'no-store').send({ error: body });
 }

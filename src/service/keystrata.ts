@@ -11,6 +11,13 @@ import { systemClock, type Clock } from './clock.js';
 import { KeyCache } from './key-cache.js';
 import { createKeyHierarchy, type KeyMeta } from './key-hierarchy.js';
 import { createKeyStatusService } from './key-status.js';
+import { createAuthenticator, type Authenticator } from './access/authenticator.js';
+import { createClientService, type ClientService } from './access/clients.js';
+import { createRateLimiter, type RateLimiter } from './access/rate-limiter.js';
+import { createUsageTracker, type UsageTracker } from './access/usage-tracker.js';
+import { createAuditKeys } from './audit/audit-keys.js';
+import { createAuditLog, type AuditLog } from './audit/audit-log.js';
+import { createMetrics, type Metrics } from './metrics.js';
 import { prepareRootKey } from './root-key.js';
 import { createScopedCrypto } from './scoped-crypto.js';
 import { createVaultObjects } from './vault-objects.js';
@@ -28,6 +35,13 @@ export interface Keystrata {
   readonly objects: ReturnType<typeof createVaultObjects>;
   readonly keyStatus: ReturnType<typeof createKeyStatusService>;
   readonly cache: KeyCache<KeyMeta>;
+  readonly clients: ClientService;
+  readonly authenticator: Authenticator;
+  readonly audit: AuditLog;
+  readonly usage: UsageTracker;
+  /** Per-client request rates and per-address authentication failures. */
+  readonly rateLimiter: RateLimiter;
+  readonly metrics: Metrics;
   /** SHA-256 hashes of the tokens that grant admin access. */
   readonly adminTokenHashes: readonly string[];
   /** Present only on the start that created it: print it once, then forget it. */
@@ -40,6 +54,8 @@ export interface OpenOptions {
   readonly clock?: Clock;
   /** Use this store instead of opening one from the config (tests). Closed by close(). */
   readonly store?: Store;
+  /** Process metrics (event loop, memory …) in /metrics; tests that open many instances turn them off. */
+  readonly defaultMetrics?: boolean;
 }
 
 export function sqlitePath(config: Pick<Config, 'dataDir'>): string {
@@ -58,8 +74,9 @@ export async function openKeystrata(config: Config, options: OpenOptions = {}): 
     const root = await prepareRootKey(config, store);
     const admin = await ensureAdminToken(store, config.adminToken);
     const platform = platformProviderFactory(root.platformWrapKey);
-    const providers = new ProviderRegistry([platform]);
     const cache = new KeyCache<KeyMeta>({ maxEntries: config.keyCacheMaxEntries, ttlMs: config.keyCacheTtlSeconds * 1000, clock });
+    const metrics = createMetrics({ cache, defaultMetrics: options.defaultMetrics ?? true });
+    const providers = new ProviderRegistry([platform], metrics.observeProviderCall);
     // Expired keys are zeroed within half a TTL (at most 30 s) even if nobody looks them up again.
     const sweeper = setInterval(() => cache.sweep(), Math.min(config.keyCacheTtlSeconds * 500, 30_000));
     sweeper.unref();
@@ -71,12 +88,36 @@ export async function openKeystrata(config: Config, options: OpenOptions = {}): 
       hourlyPeriodSeconds: config.hourlyKeyPeriodSeconds,
       scopeIndexSize: config.keyCacheMaxEntries * 4,
     });
+    const crypto = createScopedCrypto({ hierarchy });
+    const auditKeys = createAuditKeys(root.auditSecret);
+    const audit = createAuditLog({ store, crypto, keys: auditKeys, clock });
+    const usage = createUsageTracker({ store, flushIntervalMs: 2000 });
+    const authenticator = createAuthenticator({
+      store,
+      clock,
+      adminTokenHashes: admin.acceptedHashes,
+      jwtKey: root.jwtKey,
+      jwt: { defaultTtlSeconds: config.jwtTtlSeconds, maxLifetimeSeconds: config.jwtMaxLifetimeSeconds, clockSkewSeconds: config.jwtClockSkewSeconds },
+    });
+    const clients = createClientService({
+      store,
+      clock,
+      defaults: { tokenTtlSeconds: config.tokenTtlSeconds, rotationGraceSeconds: config.tokenRotationGraceSeconds },
+      onChange: (clientId) => authenticator.invalidateClient(clientId),
+      pendingUsage: (clientId) => usage.pending(clientId),
+    });
     return {
       store,
       clock,
       cache,
+      clients,
+      authenticator,
+      audit,
+      usage,
+      rateLimiter: createRateLimiter({ clock, maxKeys: 100_000 }),
+      metrics,
       workspaces: createWorkspaceService({ store, platform, clock }),
-      crypto: createScopedCrypto({ hierarchy }),
+      crypto,
       objects: createVaultObjects({ store, hierarchy, clock }),
       keyStatus: createKeyStatusService({
         store,
@@ -90,9 +131,14 @@ export async function openKeystrata(config: Config, options: OpenOptions = {}): 
       rootKeyCreated: root.created,
       async close() {
         clearInterval(sweeper);
+        // Pending audit entries and usage counts go to the store before it closes.
+        await audit.flush();
+        await usage.close();
         cache.clear();
         await providers.close();
         zeroize(root.platformWrapKey);
+        zeroize(root.jwtKey);
+        auditKeys.close();
         await store.close();
       },
     };

@@ -45,6 +45,11 @@ export class LruMap<K, V> {
     this.map.set(key, { value, referenced: false });
   }
 
+  /** A snapshot-free walk over [key, value] (does not mark entries as used). */
+  *entries(): IterableIterator<[K, V]> {
+    for (const [key, slot] of this.map) yield [key, slot.value];
+  }
+
   delete(key: K): boolean {
     const slot = this.map.get(key);
     if (slot === undefined) return false;

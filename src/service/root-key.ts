@@ -26,6 +26,10 @@ export interface RootKeySource {
 export interface PreparedRootKey {
   /** Subkey that wraps platform CMK material. */
   readonly platformWrapKey: Buffer;
+  /** Subkey from which the per-workspace audit chain and body keys are derived. */
+  readonly auditSecret: Buffer;
+  /** HS256 key of the JWTs keystrata issues. */
+  readonly jwtKey: Buffer;
   /** True when this call generated the root key file. */
   readonly created: boolean;
 }
@@ -82,7 +86,13 @@ export async function prepareRootKey(source: RootKeySource, store: Pick<Store, '
         'The root key does not match the one this database was initialised with. Check KEYSTRATA_ROOT_KEY / KEYSTRATA_ROOT_KEY_FILE.',
       );
     }
-    return { platformWrapKey: hkdfSha256(rootKey, SALT, 'keystrata platform cmk wrap', 32), created };
+    // One root secret, separate subkeys per purpose: a key is never used by two algorithms.
+    return {
+      platformWrapKey: hkdfSha256(rootKey, SALT, 'keystrata platform cmk wrap', 32),
+      auditSecret: hkdfSha256(rootKey, SALT, 'keystrata audit', 32),
+      jwtKey: hkdfSha256(rootKey, SALT, 'keystrata jwt hs256', 32),
+      created,
+    };
   } finally {
     zeroize(rootKey);
   }

@@ -4,6 +4,7 @@ import { canonicalContext, contextDigest, type KeyContext } from '../core/key-co
 import { unwrapKey, wrapKey } from '../core/wrapped-key.js';
 import { KeystrataError, invalidRequest } from '../errors.js';
 import { StoreConflictError, type ObjectRecord, type ObjectVersionRecord, type Page, type Store } from '../store/store.js';
+import type { ChangeAudit } from './audit/audit-event.js';
 import type { Clock } from './clock.js';
 import type { KeyHierarchy } from './key-hierarchy.js';
 import type { EnvironmentContext } from './workspaces.js';
@@ -157,7 +158,11 @@ export function createVaultObjects(deps: {
   }
 
   return {
-    async create(env: EnvironmentContext, input: { name: string; value: string; context: KeyContext; metadata?: Readonly<Record<string, unknown>> | undefined }): Promise<VaultObjectView> {
+    async create(
+      env: EnvironmentContext,
+      input: { name: string; value: string; context: KeyContext; metadata?: Readonly<Record<string, unknown>> | undefined },
+      audit?: ChangeAudit,
+    ): Promise<VaultObjectView> {
       checkStorableText(input.value, 'value');
       checkStorableJson(input.metadata ?? {}, 'metadata');
       const environmentId = env.environment.id;
@@ -177,7 +182,7 @@ export function createVaultObjects(deps: {
       };
       const first = await sealVersion(env, object, 1, input.value, now);
       try {
-        await store.createObject(object, first);
+        await store.createObject(object, first, await audit?.({ environment: env, target: { objectId: object.id, objectName: object.name, version: '1' } }));
       } catch (error) {
         if (error instanceof StoreConflictError) throw new KeystrataError('already_exists', `An object named "${input.name}" already exists in this environment.`);
         throw error;
@@ -205,21 +210,22 @@ export function createVaultObjects(deps: {
     },
 
     /** Optimistic concurrency: succeeds only if the object is still at `expectedVersion`. */
-    async update(env: EnvironmentContext, id: string, input: { value: string; expectedVersion: number }): Promise<VaultObjectView> {
+    async update(env: EnvironmentContext, id: string, input: { value: string; expectedVersion: number }, audit?: ChangeAudit): Promise<VaultObjectView> {
       checkStorableText(input.value, 'value');
       const object = await requireObject(env, id);
       if (object.version !== input.expectedVersion) throw conflict(object.version);
       const now = new Date(clock.now());
       const next = await sealVersion(env, object, input.expectedVersion + 1, input.value, now);
-      const updated = await store.addObjectVersion(env.environment.id, id, input.expectedVersion, next, now);
+      const entry = await audit?.({ environment: env, target: { objectId: id, objectName: object.name, version: String(input.expectedVersion + 1) } });
+      const updated = await store.addObjectVersion(env.environment.id, id, input.expectedVersion, next, now, entry);
       if (updated) return view(updated);
       const current = await store.getObject(env.environment.id, id);
       if (!current) throw notFound(id);
       throw conflict(current.version);
     },
 
-    async delete(env: EnvironmentContext, id: string): Promise<void> {
-      if (!(await store.deleteObject(env.environment.id, id))) throw notFound(id);
+    async delete(env: EnvironmentContext, id: string, audit?: ChangeAudit): Promise<void> {
+      if (!(await store.deleteObject(env.environment.id, id, await audit?.({ environment: env, target: { objectId: id } })))) throw notFound(id);
     },
 
     async versions(env: EnvironmentContext, id: string): Promise<readonly ObjectVersionView[]> {

@@ -5,6 +5,7 @@ import { KeystrataError } from '../errors.js';
 import { PLATFORM_PROVIDER, type PlatformConfig } from '../providers/platform/platform-provider.js';
 import type { CmkProviderFactory } from '../providers/provider.js';
 import { StoreConflictError, type EnvironmentRecord, type NewEnvironment, type Page, type Store, type WorkspaceRecord } from '../store/store.js';
+import type { ChangeAudit } from './audit/audit-event.js';
 import type { Clock } from './clock.js';
 import { LruMap } from './lru-map.js';
 
@@ -89,10 +90,11 @@ export function createWorkspaceService(deps: WorkspaceServiceDeps) {
   }
 
   return {
-    async createWorkspace(name: string): Promise<WorkspaceView> {
+    async createWorkspace(name: string, audit?: ChangeAudit): Promise<WorkspaceView> {
       const workspace: WorkspaceRecord = { id: newId(), name, createdAt: new Date(clock.now()) };
       const first = await provisionEnvironment(workspace.id, FIRST_ENVIRONMENT);
-      await store.createWorkspace(workspace, first);
+      const entry = await audit?.({ workspaceId: workspace.id, target: { workspaceName: name, environment: FIRST_ENVIRONMENT, environmentId: first.environment.id } });
+      await store.createWorkspace(workspace, first, entry);
       return { ...workspace, environments: [first.environment] };
     },
 
@@ -102,14 +104,15 @@ export function createWorkspaceService(deps: WorkspaceServiceDeps) {
       return store.listWorkspaces(options);
     },
 
-    async createEnvironment(workspaceId: string, name: string): Promise<EnvironmentRecord> {
+    async createEnvironment(workspaceId: string, name: string, audit?: ChangeAudit): Promise<EnvironmentRecord> {
       await getWorkspace(workspaceId);
       // Checked first so that a duplicate costs no key generation; the store's unique index still
       // decides races between concurrent creates.
       if (await store.getEnvironmentByName(workspaceId, name)) throw duplicateEnvironment(workspaceId, name);
       const created = await provisionEnvironment(workspaceId, name);
       try {
-        await store.createEnvironment(created);
+        const entry = await audit?.({ environmentId: created.environment.id, target: { environment: name, environmentId: created.environment.id } });
+        await store.createEnvironment(created, entry);
       } catch (error) {
         if (error instanceof StoreConflictError) throw duplicateEnvironment(workspaceId, name);
         throw error;

@@ -94,10 +94,17 @@ export interface TestKeystrataOptions {
 export async function openTestKeystrata(options: TestKeystrataOptions = {}): Promise<TestKeystrata> {
   const handle = options.handle ?? testStoreHandle(options.store ?? 'sqlite');
   const config = loadConfig(
-    { KEYSTRATA_DATA_DIR: handle.dataDir, KEYSTRATA_ADMIN_TOKEN: TEST_ADMIN_TOKEN, KEYSTRATA_LOG_LEVEL: 'silent', ...options.env },
+    {
+      KEYSTRATA_DATA_DIR: handle.dataDir,
+      KEYSTRATA_ADMIN_TOKEN: TEST_ADMIN_TOKEN,
+      KEYSTRATA_LOG_LEVEL: 'silent',
+      // Tests send many bad credentials on purpose; the brute-force brake has its own tests.
+      KEYSTRATA_AUTH_FAILURES_PER_MINUTE: '100000',
+      ...options.env,
+    },
     handle.dataDir,
   );
-  const ks = await openKeystrata(config, { store: await handle.open(), ...(options.clock ? { clock: options.clock } : {}) });
+  const ks = await openKeystrata(config, { store: await handle.open(), defaultMetrics: false, ...(options.clock ? { clock: options.clock } : {}) });
   const app = await buildApp(ks, config);
   await app.ready();
   let closed = false;

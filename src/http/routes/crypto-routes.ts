@@ -10,6 +10,7 @@ export function cryptoRoutes(app: App, ks: Pick<Keystrata, 'workspaces' | 'crypt
   app.post(
     '/v1/workspaces/:ws/environments/:env/encrypt',
     {
+      config: { access: { permission: 'data.use', action: 'data.encrypt' } },
       schema: {
         tags,
         summary: 'Encrypt for a job, event, connection or log scope',
@@ -21,8 +22,11 @@ export function cryptoRoutes(app: App, ks: Pick<Keystrata, 'workspaces' | 'crypt
     async (request) => {
       const env = await ks.workspaces.resolveEnvironment(request.params.ws, request.params.env);
       const plaintext = decodeBase64Field(request.body.plaintext, 'plaintext');
+      request.auditTarget = { scopeType: request.body.scope.type, scopeId: request.body.scope.id };
       try {
-        return await ks.crypto.encrypt(env, request.body.scope, plaintext, request.body.context);
+        const result = await ks.crypto.encrypt(env, request.body.scope, plaintext, request.body.context);
+        request.auditTarget['keyId'] = result.keyId;
+        return result;
       } finally {
         zeroize(plaintext);
       }
@@ -32,6 +36,7 @@ export function cryptoRoutes(app: App, ks: Pick<Keystrata, 'workspaces' | 'crypt
   app.post(
     '/v1/workspaces/:ws/environments/:env/decrypt',
     {
+      config: { access: { permission: 'data.use', action: 'data.decrypt' } },
       schema: {
         tags,
         summary: 'Decrypt a ks1 ciphertext of this environment (optionally asserting its scope)',
@@ -43,6 +48,7 @@ export function cryptoRoutes(app: App, ks: Pick<Keystrata, 'workspaces' | 'crypt
     async (request) => {
       const env = await ks.workspaces.resolveEnvironment(request.params.ws, request.params.env);
       const { plaintext, scope } = await ks.crypto.decrypt(env, request.body.ciphertext, request.body.scope, request.body.context);
+      request.auditTarget = { scopeType: scope.type, scopeId: scope.id };
       const encoded = plaintext.toString('base64');
       zeroize(plaintext);
       return { plaintext: encoded, scope };

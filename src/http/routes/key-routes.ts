@@ -8,6 +8,7 @@ export function keyRoutes(app: App, ks: Pick<Keystrata, 'workspaces' | 'keyStatu
   app.get(
     '/v1/workspaces/:ws/environments/:env/keys',
     {
+      config: { access: { permission: 'keys.read', action: 'keys.status' } },
       schema: {
         tags,
         summary: 'Key hierarchy status: CMK, EK, hourly keys, counts, cache',
@@ -21,6 +22,7 @@ export function keyRoutes(app: App, ks: Pick<Keystrata, 'workspaces' | 'keyStatu
   app.get(
     '/v1/workspaces/:ws/environments/:env/cmk',
     {
+      config: { access: { permission: 'keys.read', action: 'cmk.read' } },
       schema: { tags, summary: 'The environment CMK (never its secrets)', params: EnvironmentParams, response: { 200: CmkView, ...ERROR_RESPONSES } },
     },
     async (request) => ks.keyStatus.cmk(await ks.workspaces.resolveEnvironment(request.params.ws, request.params.env)),

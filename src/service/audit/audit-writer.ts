@@ -1,0 +1,58 @@
+import type { AuditEntryDraft, AuditLinker, Store } from '../../store/store.js';
+
+interface Pending {
+  readonly entry: AuditEntryDraft;
+  readonly resolve: () => void;
+  readonly reject: (error: unknown) => void;
+}
+
+/**
+ * Group commit for audit entries that record no change (reads, data-plane calls, failures). Each
+ * caller waits until its entry is committed — a response is never sent for an access that is not
+ * on record — but concurrent callers share one transaction: while one batch commits, the next
+ * one gathers. Under load this costs one commit per batch instead of one per request.
+ */
+export function createAuditWriter(deps: { readonly store: Pick<Store, 'appendAudit'>; readonly link: AuditLinker; readonly maxBatch?: number }) {
+  const { store, link } = deps;
+  const maxBatch = deps.maxBatch ?? 512;
+  let queue: Pending[] = [];
+  let running: Promise<void> | undefined;
+
+  async function drain(): Promise<void> {
+    while (queue.length > 0) {
+      const batch = queue.length <= maxBatch ? queue : queue.slice(0, maxBatch);
+      queue = queue.length <= maxBatch ? [] : queue.slice(maxBatch);
+      try {
+        await store.appendAudit({ entries: batch.map((p) => p.entry), link });
+        for (const p of batch) p.resolve();
+      } catch (error) {
+        for (const p of batch) p.reject(error);
+      }
+    }
+  }
+
+  function kick(): void {
+    if (running !== undefined) return;
+    // Start on the next tick so the callers of this tick join the same batch.
+    running = new Promise<void>((resolve) => setImmediate(resolve))
+      .then(drain)
+      .finally(() => {
+        running = undefined;
+        if (queue.length > 0) kick();
+      });
+  }
+
+  return {
+    /** Resolves once the entry is committed; rejects (store_unavailable …) if it could not be. */
+    write(entry: AuditEntryDraft): Promise<void> {
+      return new Promise<void>((resolve, reject) => {
+        queue.push({ entry, resolve, reject });
+        kick();
+      });
+    },
+    /** Waits for everything queued so far. */
+    async flush(): Promise<void> {
+      while (running !== undefined) await running;
+    },
+  };
+}
