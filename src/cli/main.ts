@@ -9,7 +9,8 @@ export type { CliIo } from './io.js';
 
 /**
  * Runs `keystrata` with `argv` (the arguments after the command name) and resolves to the exit
- * code: 0 success, 1 failure, 2 usage error. Never calls process.exit, so tests run it in-process.
+ * code: 0 success, 1 failure, 2 usage error, 3 a check did not pass (`audit verify`). Never calls
+ * process.exit, so tests run it in-process.
  */
 export async function runCli(argv: string[], io: CliIo): Promise<number> {
   const safeIo: CliIo = { ...io, stderr: redacting(io.stderr, secretsIn(argv, io.env)) };

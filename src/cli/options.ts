@@ -86,21 +86,47 @@ export function parseJsonObject(value: string): Record<string, unknown> {
   return parsed as Record<string, unknown>;
 }
 
-/** Parses a whole number from `min` upwards, and up to `max` when given (limits, versions). */
-export function integerFrom(min: number, max?: number): (value: string) => number {
+/**
+ * Parses a whole number from `min` upwards, and up to `max` when given (limits, versions, seconds).
+ * `hint` is added to the error, e.g. "5 minutes to 400 days".
+ */
+export function integerFrom(min: number, max?: number, hint?: string): (value: string) => number {
   return (value) => {
     const n = Number(value);
     if (!/^\d+$/.test(value) || !Number.isSafeInteger(n) || n < min || (max !== undefined && n > max)) {
-      throw new InvalidArgumentError(
-        max === undefined ? `expected a whole number of at least ${min}.` : `expected a whole number from ${min} to ${max}.`,
-      );
+      const range = max === undefined ? `expected a whole number of at least ${min}` : `expected a whole number from ${min} to ${max}`;
+      throw new InvalidArgumentError(`${range}${hint === undefined ? '' : ` (${hint})`}.`);
     }
     return n;
   };
 }
 
+/** Collects a repeated option (`--env a --env b`) into a list, refusing the same value twice. */
+export function collectList(value: string, previous: readonly string[] = []): string[] {
+  if (value === '') throw new InvalidArgumentError('expected a value, not an empty string.');
+  if (previous.includes(value)) throw new InvalidArgumentError(`"${value}" is given twice.`);
+  return [...previous, value];
+}
+
 /** Page sizes the server accepts (`limit`, docs/api.md). */
 export const MAX_PAGE_LIMIT = 1000;
+
+/**
+ * Ranges the server accepts for the access-control numbers (src/http/access-schemas.ts; a test
+ * holds these to the schemas). Checked here too so that a typo is a usage error before any request.
+ */
+export const ACCESS_LIMITS = {
+  tokenTtlSeconds: { min: 300, max: 400 * 86_400, hint: '5 minutes to 400 days' },
+  rateLimitPerSecond: { min: 1, max: 1_000_000, hint: 'requests per second' },
+  graceSeconds: { min: 0, max: 7 * 86_400, hint: 'up to 7 days' },
+  jwtTtlSeconds: { min: 60, max: 86_400, hint: '1 minute to 1 day' },
+} as const;
+
+/** An integer option within one of {@link ACCESS_LIMITS}. */
+export function accessInteger(limit: keyof typeof ACCESS_LIMITS): (value: string) => number {
+  const { min, max, hint } = ACCESS_LIMITS[limit];
+  return integerFrom(min, max, hint);
+}
 
 /** Commander help text: an "Examples:" block. */
 export function examples(...lines: readonly string[]): string {

@@ -25,3 +25,27 @@ export function writeTable(io: CliIo, headers: readonly string[], rows: readonly
 export function writeNextCursor(io: CliIo, nextCursor: string | null): void {
   if (nextCursor !== null) io.stderr(`more results: repeat with --cursor ${nextCursor}\n`);
 }
+
+/** An API token the server has just issued: its value is in this answer only. */
+export interface IssuedTokenOutput {
+  readonly token: string;
+  readonly tokenId: string;
+  readonly expiresAt: string;
+  /** What the token is, e.g. `API token of client "billing"`. */
+  readonly label: string;
+  /** A line to add after the warning. */
+  readonly after?: string;
+}
+
+/**
+ * Prints a newly issued token on a line of its own (nothing else on it, so it is easy to copy)
+ * between a heading and the warning that it cannot be shown again.
+ */
+export function writeIssuedToken(io: CliIo, issued: IssuedTokenOutput): void {
+  io.stdout(
+    `${issued.label} (id ${issued.tokenId}, expires ${issued.expiresAt}):\n` +
+      `${issued.token}\n\n` +
+      'Store this token now: it is not shown again (the server keeps only a hash of it).\n' +
+      (issued.after === undefined ? '' : `${issued.after}\n`),
+  );
+}

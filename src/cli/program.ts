@@ -1,8 +1,11 @@
 import { Command } from 'commander';
+import { registerAuditCommands } from './commands/audit.js';
+import { registerClientCommands } from './commands/client.js';
 import { registerDecryptCommand } from './commands/decrypt.js';
 import { registerEncryptCommand } from './commands/encrypt.js';
 import { registerEnvCommands } from './commands/env.js';
 import { registerInitCommand } from './commands/init.js';
+import { registerJwtCommand } from './commands/jwt.js';
 import { registerKeysCommands } from './commands/keys.js';
 import { registerSecretCommands } from './commands/secret.js';
 import { registerServeCommand } from './commands/serve.js';
@@ -27,7 +30,8 @@ export function buildProgram(io: CliIo): Command {
       'after',
       `
 Client commands talk to a running server: set KEYSTRATA_URL (default http://127.0.0.1:8200)
-and KEYSTRATA_TOKEN, or pass --url and --token. Exit codes: 0 ok, 1 failed, 2 usage error.`,
+and KEYSTRATA_TOKEN (the admin token, an API client's token or a JWT), or pass --url and --token.
+Exit codes: 0 ok, 1 failed, 2 usage error, 3 a check did not pass (audit verify).`,
     );
   // Subcommands inherit exitOverride, output and error-help settings from here, so register after.
   registerServeCommand(program, io);
@@ -38,5 +42,8 @@ and KEYSTRATA_TOKEN, or pass --url and --token. Exit codes: 0 ok, 1 failed, 2 us
   registerEncryptCommand(program, io);
   registerDecryptCommand(program, io);
   registerSecretCommands(program, io);
+  registerClientCommands(program, io);
+  registerJwtCommand(program, io);
+  registerAuditCommands(program, io);
   return program;
 }
