@@ -107,6 +107,9 @@ export function installAccessControl(app: App, ks: AccessKs, options: AccessOpti
     if (access === undefined || principal === undefined) return payload;
     const status = reply.statusCode;
     if (status < 400 && access.recordedWithChange) return payload;
+    // A request refused by the client's rate limit touched nothing; writing an entry for each would
+    // hand the flood the database writes the limit exists to spare. Counted in usage and metrics.
+    if (request.errorCode === 'rate_limited') return payload;
     const event = await auditEventFor(request, status, access.action, principal);
     if (event === undefined) return payload;
     try {
