@@ -272,9 +272,10 @@ describe('keystrata jwt', () => {
     expect(result.stderr).toBe('error: rate_limited: Too many requests for this client.\nretry after: 7s\n');
   });
 
-  it('passes on unauthorized (e.g. the admin token, which cannot be exchanged)', async () => {
-    api.reply(() => errorReply(401, 'unauthorized', 'Only an API token can be exchanged for a JWT.'));
-    expect(await cli(['jwt'])).toMatchObject({ code: 1, stdout: '', stderr: 'error: unauthorized: Only an API token can be exchanged for a JWT.\n' });
+  it('passes on the refusal of a token that cannot be exchanged (the admin token, a JWT), printing nothing on stdout', async () => {
+    const message = 'JWTs are issued to API clients in exchange for their API token (not for a JWT or the admin token).';
+    api.reply(() => errorReply(403, 'forbidden', message));
+    expect(await cli(['jwt'])).toMatchObject({ code: 1, stdout: '', stderr: `error: forbidden: ${message}\n` });
   });
 });
 
