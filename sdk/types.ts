@@ -100,14 +100,6 @@ export interface KeyStatus {
     readonly log: number;
     readonly context: number;
   };
-  /** Statistics of the answering node's key cache, for all environments. */
-  readonly cache: {
-    readonly hits: number;
-    readonly misses: number;
-    /** Removals: capacity, expiry or replacement. */
-    readonly evictions: number;
-    readonly entries: number;
-  };
 }
 
 /** Input of {@link KeystrataClient.encrypt}. A string plaintext is encoded as UTF-8. */

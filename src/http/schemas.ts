@@ -158,7 +158,6 @@ export const KeyStatusResponse = Type.Object({
     log: Type.Integer(),
     context: Type.Integer(),
   }),
-  cache: Type.Object({ hits: Type.Integer(), misses: Type.Integer(), evictions: Type.Integer(), entries: Type.Integer() }),
 });
 
 export function page<T extends TSchema>(item: T) {

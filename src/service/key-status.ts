@@ -1,7 +1,6 @@
 import { KeystrataError } from '../errors.js';
 import type { CmkRecord, KeyKind, KeyRecord, KeyState, Store } from '../store/store.js';
 import type { Clock } from './clock.js';
-import type { KeyCacheStats } from './key-cache.js';
 import { effectiveKeyState } from './key-hierarchy.js';
 import type { EnvironmentContext } from './workspaces.js';
 
@@ -15,7 +14,6 @@ export interface KeyStatus {
     readonly latest: { readonly id: string; readonly hourStart: Date; readonly state: KeyState } | null;
   };
   readonly counts: Readonly<Record<KeyKind, number>>;
-  readonly cache: KeyCacheStats;
 }
 
 export type KeyStatusService = ReturnType<typeof createKeyStatusService>;
@@ -24,7 +22,6 @@ export type KeyStatusService = ReturnType<typeof createKeyStatusService>;
 export function createKeyStatusService(deps: {
   readonly store: Pick<Store, 'getActiveCmk' | 'getActiveEk' | 'getHourlyKey' | 'keyStats'>;
   readonly currentHourStart: () => number;
-  readonly cacheStats: () => KeyCacheStats;
   readonly clock: Clock;
   readonly hourlyPeriodSeconds: number;
 }) {
@@ -63,7 +60,6 @@ export function createKeyStatusService(deps: {
         ek: { id: ek.id, state: ek.state, createdAt: ek.createdAt, wrappingKeyVersion: ek.wrappingKeyVersion },
         hourly: { periodSeconds: hourlyPeriodSeconds, current: hourlyView(current), latest: hourlyView(stats.latestHourly) },
         counts: stats.counts,
-        cache: deps.cacheStats(),
       };
     },
   };

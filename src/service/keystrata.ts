@@ -123,7 +123,6 @@ export async function openKeystrata(config: Config, options: OpenOptions = {}): 
         store,
         clock,
         currentHourStart: hierarchy.currentHourStart,
-        cacheStats: () => cache.stats(),
         hourlyPeriodSeconds: config.hourlyKeyPeriodSeconds,
       }),
       adminTokenHashes: admin.acceptedHashes,

@@ -105,7 +105,6 @@ describe('SDK types match the server schemas', () => {
     sameShape<SameShape<KeyStatus['hourly'], Server['hourly']>>();
     sameShape<SameShape<NonNullable<KeyStatus['hourly']['latest']>, NonNullable<Server['hourly']['latest']>>>();
     sameShape<SameShape<KeyStatus['counts'], Server['counts']>>();
-    sameShape<SameShape<KeyStatus['cache'], Server['cache']>>();
   });
 
   it('request types: an update carries exactly value and expectedVersion', () => {
@@ -171,18 +170,16 @@ describe('SDK against the real server', () => {
 
     const status = await client.keyStatus(ws.id, 'production');
     expect(sorted(status)).toEqual(
-      membersOf<KeyStatus>({ environment: true, cmk: true, ek: true, hourly: true, counts: true, cache: true }),
+      membersOf<KeyStatus>({ environment: true, cmk: true, ek: true, hourly: true, counts: true }),
     );
     expect(sorted(status.ek)).toEqual(membersOf<KeyStatus['ek']>({ id: true, state: true, createdAt: true, wrappingKeyVersion: true }));
     expect(sorted(status.hourly)).toEqual(membersOf<KeyStatus['hourly']>({ periodSeconds: true, current: true, latest: true }));
-    expect(sorted(status.cache)).toEqual(membersOf<KeyStatus['cache']>({ hits: true, misses: true, evictions: true, entries: true }));
     expect(sorted(status.counts)).toEqual(
       membersOf<KeyStatus['counts']>({ ek: true, hourly: true, job: true, connection: true, log: true, context: true }),
     );
     // The event was sealed under the current hourly key, which is therefore also the latest.
     expect(status.hourly.current).not.toBeNull();
     expect(status.hourly.latest).toEqual(status.hourly.current);
-    expect(typeof status.cache.evictions).toBe('number');
     expect(status.ek.wrappingKeyVersion === null || typeof status.ek.wrappingKeyVersion === 'string').toBe(true);
 
     const cmk = await client.getCmk(ws.id, 'production');

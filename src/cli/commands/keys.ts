@@ -11,7 +11,7 @@ export function registerKeysCommands(program: Command, io: CliIo): void {
   const keys = program.command('keys').description("inspect an environment's key hierarchy");
 
   withConnection(keys.command('status <workspace> <env>'), 'json')
-    .description('show the CMK, environment key, current and latest hourly keys, key counts and cache statistics')
+    .description('show the CMK, environment key, current and latest hourly keys, and key counts')
     .addHelpText('after', examples('keystrata keys status 0b6c7a52-3f4e-4c1a-9d7e-2f0a1b2c3d4e production --output text'))
     .action(async (workspace: string, env: string, options: Options) => {
       const status = await connect(options, io).keyStatus(workspace, env);
@@ -40,6 +40,5 @@ function writeKeyStatus(io: CliIo, s: KeyStatus): void {
     ['latest hourly', hourlyKey(s.hourly.latest, '(none yet)')],
     ['hourly period', `${s.hourly.periodSeconds}s`],
     ['key counts', Object.entries(s.counts).map(([kind, n]) => `${kind}=${n}`).join(' ')],
-    ['cache', `hits=${s.cache.hits} misses=${s.cache.misses} evictions=${s.cache.evictions} entries=${s.cache.entries}`],
   ]);
 }

@@ -11,7 +11,7 @@ export function keyRoutes(app: App, ks: Pick<Keystrata, 'workspaces' | 'keyStatu
       config: { access: { permission: 'keys.read', action: 'keys.status' } },
       schema: {
         tags,
-        summary: 'Key hierarchy status: CMK, EK, hourly keys, counts, cache',
+        summary: 'Key hierarchy status: CMK, EK, hourly keys, counts',
         params: EnvironmentParams,
         response: { 200: KeyStatusResponse, ...ERROR_RESPONSES },
       },
