@@ -26,9 +26,39 @@ export function createAuditWriter(deps: { readonly store: Pick<Store, 'appendAud
         await store.appendAudit({ entries: batch.map((p) => p.entry), link });
         for (const p of batch) p.resolve();
       } catch (error) {
-        for (const p of batch) p.reject(error);
+        await retryPerWorkspace(batch, error);
       }
     }
+  }
+
+  /**
+   * A batch is one transaction across workspaces, so one workspace whose chain cannot be appended
+   * to (its head row tampered with, say) would fail every other tenant's entries that happened to
+   * share the batch. After a failed batch, each workspace's entries are tried again on their own
+   * (nothing of the failed transaction was committed; entry ids are unique, so nothing can be
+   * written twice): only the waiters of a workspace that still fails are rejected.
+   */
+  async function retryPerWorkspace(batch: readonly Pending[], error: unknown): Promise<void> {
+    const groups = new Map<string, Pending[]>();
+    for (const p of batch) {
+      const group = groups.get(p.entry.workspaceId);
+      if (group) group.push(p);
+      else groups.set(p.entry.workspaceId, [p]);
+    }
+    if (groups.size === 1) {
+      for (const p of batch) p.reject(error);
+      return;
+    }
+    await Promise.all(
+      [...groups.values()].map(async (group) => {
+        try {
+          await store.appendAudit({ entries: group.map((p) => p.entry), link });
+          for (const p of group) p.resolve();
+        } catch (groupError) {
+          for (const p of group) p.reject(groupError);
+        }
+      }),
+    );
   }
 
   function kick(): void {
