@@ -21,7 +21,10 @@ import { SHARED_SCHEMAS } from './schemas.js';
 import type { App } from './types.js';
 
 export type AppOptions = Pick<Config, 'bodyLimitBytes' | 'logLevel'> &
-  Partial<Pick<Config, 'trustedProxies' | 'metricsToken' | 'clientRateLimitPerSecond' | 'authFailuresPerMinute'>>;
+  Partial<Pick<Config, 'trustedProxies' | 'metricsToken' | 'clientRateLimitPerSecond' | 'authFailuresPerMinute'>> & {
+    /** Where log lines go (default: stdout). Tests pass a collector to check what gets logged. */
+    readonly logStream?: { write(line: string): void };
+  };
 
 /** Build the HTTP app over an opened Keystrata. Tests drive it with inject(); server.ts listens. */
 export async function buildApp(ks: Keystrata, options: AppOptions): Promise<App> {
@@ -35,6 +38,7 @@ export async function buildApp(ks: Keystrata, options: AppOptions): Promise<App>
         ? false
         : {
             level: options.logLevel,
+            ...(options.logStream === undefined ? {} : { stream: options.logStream }),
             // Belt and braces: the default serializers log no headers, but if one ever does, the token stays out.
             redact: ['req.headers.authorization', 'headers.authorization'],
           },

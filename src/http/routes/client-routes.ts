@@ -69,7 +69,7 @@ export function clientRoutes(app: App, ks: Pick<Keystrata, 'clients' | 'audit'>)
       schema: { tags, summary: 'Delete an API client and its tokens', params: ClientParams, response: { 204: Type.Null(), ...MORE_ERRORS } },
     },
     async (request, reply) => {
-      await ks.clients.remove(request.params.ws, request.params.id, changeAudit(ks, request));
+      await ks.clients.remove(request.params.ws, request.params.id, request.principal!, changeAudit(ks, request));
       return reply.code(204).send(null);
     },
   );
@@ -87,7 +87,7 @@ export function clientRoutes(app: App, ks: Pick<Keystrata, 'clients' | 'audit'>)
       },
     },
     async (request, reply) => {
-      const rotated = await ks.clients.rotateToken(request.params.ws, request.params.id, request.body?.graceSeconds, changeAudit(ks, request));
+      const rotated = await ks.clients.rotateToken(request.params.ws, request.params.id, request.body?.graceSeconds, request.principal!, changeAudit(ks, request));
       return reply.code(201).send(rotated);
     },
   );

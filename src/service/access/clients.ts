@@ -79,7 +79,7 @@ export function createClientService(deps: ClientServiceDeps) {
         const canonical = parseCidr(text).text;
         if (!out.includes(canonical)) out.push(canonical);
       } catch {
-        throw invalidRequest(`allowedCidrs/${i}`, `"${text}" is not an IPv4 or IPv6 CIDR (e.g. 10.0.0.0/8, 2001:db8::/32).`);
+        throw invalidRequest(`allowedCidrs.${i}`, `"${text}" is not an IPv4 or IPv6 CIDR (e.g. 10.0.0.0/8, 2001:db8::/32).`);
       }
     }
     return out;
@@ -100,12 +100,34 @@ export function createClientService(deps: ClientServiceDeps) {
     }
     const existing = new Set((await store.listEnvironments(workspaceId)).map((e) => e.name));
     for (const [i, name] of requested.entries()) {
-      if (!existing.has(name)) throw invalidRequest(`environments/${i}`, `Workspace ${workspaceId} has no environment named "${name}".`);
+      if (!existing.has(name)) throw invalidRequest(`environments.${i}`, `Workspace ${workspaceId} has no environment named "${name}".`);
       if (grantor.kind === 'client' && !grantsEnvironment(grantor.client, name)) {
         throw new KeystrataError('forbidden', `A client cannot grant environment "${name}", which it does not have.`);
       }
     }
     return [...requested].sort();
+  }
+
+  /**
+   * A client may only change, rotate or delete clients whose environments it has itself: rotating
+   * the token of a client with wider access would hand the grantor that access (a staging-only
+   * admin rotating a "*" client's token gets a token for production).
+   */
+  function checkManages(grantor: Principal, target: Pick<ClientRecord, 'environments'>): void {
+    if (grantor.kind !== 'client') return;
+    if (!target.environments.every((name) => grantsEnvironment(grantor.client, name))) {
+      throw new KeystrataError('forbidden', 'A client cannot manage a client that has environments it does not have itself.');
+    }
+  }
+
+  /** The client `id` of the workspace, or the right 404. */
+  async function existingClient(workspaceId: string, id: string): Promise<ClientWithUsage> {
+    const client = await store.getClient(workspaceId, id);
+    if (!client) {
+      await requireWorkspace(workspaceId);
+      throw notFound(id);
+    }
+    return client;
   }
 
   function checkRateLimit(value: number | null | undefined): void {
@@ -206,6 +228,7 @@ export function createClientService(deps: ClientServiceDeps) {
         // by accident is a support ticket we can spare people.
         throw new KeystrataError('forbidden', 'A client cannot disable itself or drop its own admin role; use another admin client or the admin token.');
       }
+      checkManages(grantor, await existingClient(workspaceId, id));
       let updated: ClientRecord | undefined;
       try {
         const changed = Object.keys(patch).sort().join(',');
@@ -222,7 +245,8 @@ export function createClientService(deps: ClientServiceDeps) {
       return get(workspaceId, id);
     },
 
-    async remove(workspaceId: string, id: string, audit: ChangeAudit): Promise<void> {
+    async remove(workspaceId: string, id: string, grantor: Principal, audit: ChangeAudit): Promise<void> {
+      checkManages(grantor, await existingClient(workspaceId, id));
       const deleted = await store.deleteClient(workspaceId, id, await audit({ target: { clientId: id } }));
       onChange(id);
       if (!deleted) {
@@ -236,13 +260,11 @@ export function createClientService(deps: ClientServiceDeps) {
       workspaceId: string,
       id: string,
       graceSeconds: number | undefined,
+      grantor: Principal,
       audit: ChangeAudit,
     ): Promise<IssuedToken & { previousTokensExpireBy: Date }> {
-      const client = await store.getClient(workspaceId, id);
-      if (!client) {
-        await requireWorkspace(workspaceId);
-        throw notFound(id);
-      }
+      const client = await existingClient(workspaceId, id);
+      checkManages(grantor, client);
       const { record, issued } = newToken(id, client.tokenTtlSeconds);
       const now = clock.now();
       const othersExpireBy = new Date(now + (graceSeconds ?? defaults.rotationGraceSeconds) * 1000);
