@@ -110,7 +110,7 @@ export function installAccessControl(app: App, ks: AccessKs, options: AccessOpti
     // A request refused by the client's rate limit touched nothing; writing an entry for each would
     // hand the flood the database writes the limit exists to spare. Counted in usage and metrics.
     if (request.errorCode === 'rate_limited') return payload;
-    const event = await auditEventFor(request, status, access.action, principal);
+    const event = await auditEventFor(request, status, request.auditAction ?? access.action, principal);
     if (event === undefined) return payload;
     try {
       await ks.audit.record(event.event, event.env);
@@ -118,6 +118,10 @@ export function installAccessControl(app: App, ks: AccessKs, options: AccessOpti
       return payload;
     } catch (error) {
       ks.metrics.auditWriteFailure();
+      if (access.answerIfUnaudited) {
+        request.log.error({ err: error }, 'audit entry could not be written; answering anyway (route reveals no data)');
+        return payload;
+      }
       request.log.error({ err: error }, 'audit entry could not be written; refusing the response');
       // Fail closed: what was done is not on record, so its result is not handed out.
       request.errorCode = 'store_unavailable';

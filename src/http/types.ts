@@ -21,6 +21,11 @@ export interface RouteAccess {
    * change (so the HTTP layer records only failures).
    */
   readonly recordedWithChange?: boolean;
+  /**
+   * When the entry cannot be written, answer anyway (logged and counted) instead of 503. Only for
+   * routes that reveal no data and are needed to diagnose a broken log: audit verify.
+   */
+  readonly answerIfUnaudited?: boolean;
 }
 
 declare module 'fastify' {
@@ -34,6 +39,8 @@ declare module 'fastify' {
     sourceIp?: string;
     /** Identifiers the handler adds to the request's audit entry (key id, scope …). */
     auditTarget?: Record<string, string>;
+    /** Set by a handler whose route does two things (list, or read by ?name=) to name the one it did. */
+    auditAction?: string;
     /** Stable code of the error the request ended with. */
     errorCode?: string;
   }

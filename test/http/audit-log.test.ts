@@ -304,10 +304,9 @@ for (const store of testStores()) {
         const list = await recorded(wsA, () => sendOk('GET', `${objects}?limit=5`, opts()));
         expectSuccess(list.entry, list.response, { actor: actorOf(app), action: 'object.list', target: { environment: 'production' }, ip, environmentId: prodA });
 
-        // Read by name: the entry names the object (by name and id).
+        // Read by name is a read (it returns the value), not a listing; the entry names the object by name and id.
         const byName = await recorded(wsA, () => sendOk('GET', `${objects}?name=db-password`, opts()));
-        expect(byName.entry.target).toEqual({ environment: 'production', name: 'db-password', id });
-        expect(byName.entry.requestId).toBe(byName.response.headers['x-request-id']);
+        expectSuccess(byName.entry, byName.response, { actor: actorOf(app), action: 'object.read', target: { environment: 'production', name: 'db-password', id }, ip, environmentId: prodA });
 
         const update = await recorded(wsA, () => sendOk('PUT', `${objects}/${id}`, opts({ value: 'v2', expectedVersion: 1 })));
         expectSuccess(update.entry, update.response, { actor: actorOf(app), action: 'object.update', target: { objectId: id, objectName: 'db-password', version: '2' }, ip, environmentId: prodA });

@@ -237,17 +237,18 @@ for (const store of testStores()) {
       await expectBroken(ws, n, new RegExp(`the chain head does not match entry ${n}`), n);
     });
 
-    it('(8) the head row deleted → entry 1, "the chain head is missing"; the HTTP check fails closed', async () => {
+    it('(8) the head row deleted → entry 1, "the chain head is missing", also over HTTP', async () => {
       const { ws } = await workspaceWithActivity('head-delete');
       await raw((db) => db.deleteHead(ws));
       expect(await t.ks.audit.verify(ws)).toMatchObject({ ok: false, checked: 0, firstBadEntry: 1, reason: 'entries exist but the chain head is missing' });
-      // Over HTTP the verification is made, but its own audit entry cannot be appended: without a
-      // head the next entry would be seq 1 again, which exists. The request is refused rather
-      // than answered off the record (store_unavailable), like every other access to this
-      // workspace until the head is restored; nothing is appended meanwhile.
+      // Without a head the next entry would be seq 1 again, which exists: nothing can be appended
+      // to this workspace until the head is restored, so every other access to it is refused
+      // (store_unavailable). Verify still answers — it reveals no data and is how the operator
+      // finds out — but its own entry is not written either.
       const response = await call(t, 'GET', verifyUrl(ws));
-      expectError(response, 503, 'store_unavailable');
-      expect(response.body).not.toMatch(/"ok"/);
+      expect(response.statusCode, response.body).toBe(200);
+      expect(response.json()).toMatchObject({ ok: false, checked: 0, firstBadEntry: 1 });
+      expectError(await call(t, 'GET', `${envUrl(ws)}/keys`), 503, 'store_unavailable');
       expect(await raw((db) => db.rows(ws))).toHaveLength(9);
     });
 

@@ -46,7 +46,7 @@ interface MemorySource {
 }
 
 /** A store's two reads over an array kept in seq order (like listAuditEntries / getAuditHead). */
-function memorySource(entries: AuditEntryRecord[], head: AuditHead | undefined, onPage?: (afterSeq: number) => void): MemorySource {
+function memorySource(entries: AuditEntryRecord[], head: AuditHead | undefined | (() => AuditHead | undefined), onPage?: (afterSeq: number) => void): MemorySource {
   const pages: [number, number][] = [];
   return {
     pages,
@@ -56,7 +56,7 @@ function memorySource(entries: AuditEntryRecord[], head: AuditHead | undefined, 
       return [...entries].sort((a, b) => a.seq - b.seq).filter((e) => e.seq > afterSeq).slice(0, limit);
     },
     async head() {
-      return head;
+      return typeof head === 'function' ? head() : head;
     },
   };
 }
@@ -128,15 +128,18 @@ describe('verifyChain', () => {
     const { entries, head } = chain(10);
     const source = memorySource(entries, head);
     expect(await verifyChain(keys, source, pageSize)).toEqual({ ok: true, checked: 10, head: { seq: 10, link: hex(head.link) } });
-    // Pages continue after the last seq read; no page is read twice.
-    const afters = source.pages.map(([after]) => after);
+    // Pages continue after the last seq read; no page is read twice. The last read is one entry
+    // past the head (the check that the head was not moved back).
+    expect(source.pages.at(-1)).toEqual([10, 1]);
+    const walk = source.pages.slice(0, -1);
+    const afters = walk.map(([after]) => after);
     expect(new Set(afters).size).toBe(afters.length);
     expect(afters[0]).toBe(0);
-    expect(source.pages.every(([, limit]) => limit === pageSize)).toBe(true);
-    expect(source.pages.length).toBeLessThanOrEqual(Math.ceil(10 / pageSize) + 1);
+    expect(walk.every(([, limit]) => limit === pageSize)).toBe(true);
+    expect(walk.length).toBeLessThanOrEqual(Math.ceil(10 / pageSize) + 1);
   });
 
-  it('a chain that ends exactly on a page boundary stops there (no extra read)', async () => {
+  it('a chain that ends exactly on a page boundary stops there (no extra page, one look past the head)', async () => {
     const { entries, head } = chain(9);
     const source = memorySource(entries, head);
     expect((await verifyChain(keys, source, 3)).ok).toBe(true);
@@ -144,6 +147,7 @@ describe('verifyChain', () => {
       [0, 3],
       [3, 3],
       [6, 3],
+      [9, 1],
     ]);
   });
 
@@ -215,20 +219,28 @@ describe('verifyChain', () => {
     expect(rewound.head.seq).toBeLessThan(head.seq);
   });
 
-  it('entries beyond the head read at the start are ignored (appended while verifying)', async () => {
+  it('entries appended while verifying are ignored: the walk stops at the head it read first', async () => {
     const { entries } = chain(12);
-    const head = { seq: 5, link: entries[4]!.link };
-    // Present from the start …
-    expect(await verifyChain(keys, memorySource(entries, head), 2)).toEqual({ ok: true, checked: 5, head: { seq: 5, link: hex(head.link) } });
-    // … or appearing page by page while the walk goes on (and even a garbage one beyond the head).
+    // Entries appear page by page while the walk goes on (even a garbage one), and each append
+    // moves the head, as a store's append transaction does.
     const live = entries.slice(0, 5);
-    const source = memorySource(live, head, () => {
+    const headNow = () => ({ seq: live.length, link: live[live.length - 1]!.link });
+    const first = headNow();
+    const source = memorySource(live, headNow, () => {
       const next = entries[live.length];
       if (next) live.push(live.length === 6 ? { ...next, link: randomBytes(32) } : next);
     });
-    expect(await verifyChain(keys, source, 2)).toEqual({ ok: true, checked: 5, head: { seq: 5, link: hex(head.link) } });
+    expect(await verifyChain(keys, source, 2)).toEqual({ ok: true, checked: 5, head: { seq: 5, link: hex(first.link) } });
     // It stopped at the head instead of following the growing log.
-    expect(source.pages.length).toBeLessThanOrEqual(3);
+    expect(source.pages.length).toBeLessThanOrEqual(4);
+  });
+
+  it('entries beyond a head that did not move past them → the head was moved back (rewound)', async () => {
+    const { entries } = chain(12);
+    const stale = { seq: 5, link: entries[4]!.link };
+    const result = await verifyChain(keys, memorySource(entries, stale), 2);
+    expect(result).toMatchObject({ ok: false, checked: 5, firstBadEntry: 6 });
+    expect(result.reason).toMatch(/beyond the chain head.*moved back/);
   });
 });
 

@@ -10,6 +10,10 @@ export function authRoutes(app: App, ks: Pick<Keystrata, 'authenticator'>): void
     '/v1/auth/token',
     {
       config: { access: { permission: 'token.exchange', action: 'auth.jwt' } },
+      // The body is optional: a bare POST (no body, no content-type) asks for the default lifetime.
+      preValidation: async (request) => {
+        if (request.body === undefined) request.body = {};
+      },
       schema: {
         tags: ['access'],
         summary: 'Exchange an API token for a short-lived JWT',

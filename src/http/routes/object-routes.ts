@@ -50,6 +50,7 @@ export function objectRoutes(app: App, ks: Pick<Keystrata, 'workspaces' | 'objec
     async (request) => {
       const resolved = await env(request.params);
       if (request.query.name !== undefined) {
+        request.auditAction = 'object.read';
         request.auditTarget = { name: request.query.name };
         const found = await ks.objects.getByName(resolved, request.query.name);
         request.auditTarget['id'] = found.id;

@@ -98,5 +98,14 @@ export async function verifyChain(
   if (!(head.link.length === previous.length && timingSafeEqual(head.link, previous))) {
     return bad(checked, last, `the chain head does not match entry ${last}`);
   }
+  // Entries past the head we read are normal (appended during the walk), but every append moves
+  // the head in the same transaction: an entry the head has NOT moved past means it was rewound.
+  const beyond = (await source.page(last, 1))[0];
+  if (beyond !== undefined) {
+    const headNow = await source.head();
+    if (headNow === undefined || headNow.seq < beyond.seq) {
+      return bad(checked, beyond.seq, `entry ${beyond.seq} lies beyond the chain head (at ${headNow?.seq ?? 'none'}): the head was moved back`);
+    }
+  }
   return { ok: true, checked, head: headView };
 }
