@@ -195,6 +195,17 @@ for (const store of testStores()) {
     });
 
     describe('rotation', () => {
+      it('a bare POST (no body, no content-type) rotates with the default grace, and gets a JWT with the default lifetime', async () => {
+        const created = await createClient(t, ws, { role: 'app' });
+        const start = clock.now();
+        const rotated = await t.app.inject({ method: 'POST', url: `${clientsUrl(ws, created.client.id)}/tokens`, headers: t.auth });
+        expect(rotated.statusCode, rotated.body).toBe(201);
+        expect(rotated.json().previousTokensExpireBy).toBe(new Date(start + t.config.tokenRotationGraceSeconds * 1000).toISOString());
+        const jwt = await t.app.inject({ method: 'POST', url: '/v1/auth/token', headers: { authorization: `Bearer ${rotated.json().token}` } });
+        expect(jwt.statusCode, jwt.body).toBe(200);
+        expect(Date.parse(jwt.json().expiresAt)).toBe(Math.floor(start / 1000) * 1000 + t.config.jwtTtlSeconds * 1000);
+      });
+
       it('the previous token keeps working for graceSeconds, then is refused; the new one works', async () => {
         const created = await createClient(t, ws, { role: 'auditor' });
         const start = clock.now();

@@ -78,6 +78,10 @@ export function clientRoutes(app: App, ks: Pick<Keystrata, 'clients' | 'audit'>)
     `${base}/:id/tokens`,
     {
       config: { access: { permission: 'clients.manage', action: 'client.token.rotate', recordedWithChange: true } },
+      // The body is optional: a bare POST (no body, no content-type) rotates with the default grace.
+      preValidation: async (request) => {
+        if (request.body === undefined) request.body = {};
+      },
       schema: {
         tags,
         summary: 'Rotate: issue a new token; the previous ones keep working for graceSeconds',
