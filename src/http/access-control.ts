@@ -1,7 +1,7 @@
 import type { FastifyRequest } from 'fastify';
 import { KeystrataError } from '../errors.js';
 import { AddressNotAllowed, AuthFailure } from '../service/access/authenticator.js';
-import { normalizePeerAddress } from '../service/access/ip-allowlist.js';
+import { normalizePeerAddress, tryParseCidr } from '../service/access/ip-allowlist.js';
 import { authorize } from '../service/access/permissions.js';
 import { actorOf, type Principal } from '../service/access/principal.js';
 import type { AuditEvent, ChangeAudit } from '../service/audit/audit-event.js';
@@ -29,6 +29,14 @@ const UNAUTHORIZED_MESSAGE = 'A valid bearer token is required (Authorization: B
 
 type AccessKs = Pick<Keystrata, 'authenticator' | 'rateLimiter' | 'metrics' | 'audit' | 'usage' | 'workspaces' | 'clock'>;
 
+/**
+ * Failed authentication is counted per IPv4 address, but per IPv6 /64: a single host is commonly
+ * given a whole /64 and can pick a fresh address for every guess.
+ */
+function failureBucketOf(ip: string): string {
+  return ip.includes(':') ? (tryParseCidr(`${ip}/64`)?.text ?? ip) : ip;
+}
+
 function rateLimited(message: string, retryAfterSeconds: number): KeystrataError {
   return new KeystrataError('rate_limited', message, { details: { retryAfterSeconds } });
 }
@@ -46,7 +54,7 @@ export function installAccessControl(app: App, ks: AccessKs, options: AccessOpti
     const access = request.routeOptions.config.access;
     if (access === undefined) return;
     const ip = sourceOf(request);
-    const failureKey = `auth:${ip}`;
+    const failureKey = `auth:${failureBucketOf(ip)}`;
     // An address that keeps presenting bad credentials is stopped before its next guess is even
     // looked at: brute force gets 429s, not answers.
     const brake = ks.rateLimiter.check(failureKey, failureRate, failureBurst);
