@@ -32,18 +32,8 @@ export interface AuditEvent {
   readonly errorCode?: string;
 }
 
-/** The sealed part of an entry (everything but workspace, environment and time, which stay in clear). */
-export interface AuditBody {
-  readonly v: 1;
-  readonly actor: AuditActor;
-  readonly action: string;
-  readonly target: Readonly<Record<string, string>>;
-  readonly sourceIp: string;
-  readonly requestId: string;
-  readonly outcome: 'success' | 'failure';
-  readonly status?: number;
-  readonly errorCode?: string;
-}
+/** The sealed part of an entry: everything but workspace, environment and time, which stay in clear. */
+export type AuditBody = { readonly v: 1 } & Omit<AuditEvent, 'workspaceId' | 'environmentId'>;
 
 export function auditBody(event: AuditEvent): AuditBody {
   return {
