@@ -129,17 +129,20 @@ export function createAuthenticator(deps: AuthenticatorDeps) {
   return {
     /** The principal for `credential` (the text after "Bearer "). */
     async authenticate(credential: string, peerAddress: string): Promise<Principal> {
-      if (isAdminToken(credential)) return ADMIN_PRINCIPAL;
+      // API tokens first (the common case); the admin token is tried only for other shapes, or
+      // when a kst_-shaped credential is no client's token (a configured admin token may be anything).
       if (isApiTokenShaped(credential)) {
         const tokenHash = apiTokenHash(credential);
         const entry = await lookupByHash(tokenHash);
         // The store found the row by this hash; comparing again in constant time costs nothing
         // and keeps the check independent of how the database compares.
         if (!entry || !timingSafeEqual(Buffer.from(entry.token.tokenHash, 'hex'), Buffer.from(tokenHash, 'hex'))) {
+          if (isAdminToken(credential)) return ADMIN_PRINCIPAL;
           throw new AuthFailure('unknown_token');
         }
         return usable(entry, 'api-token', peerAddress);
       }
+      if (isAdminToken(credential)) return ADMIN_PRINCIPAL;
       if (JWT_SHAPE.test(credential)) {
         let claims;
         try {
