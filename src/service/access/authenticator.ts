@@ -1,6 +1,6 @@
 import { timingSafeEqual } from 'node:crypto';
 import { newId } from '../../core/bytes.js';
-import { JwtError, signJwt, verifyJwt } from '../../core/jwt.js';
+import { JwtError, signJwt, verifyJwt, type JwtClaims } from '../../core/jwt.js';
 import type { ClientRecord, ClientTokenRecord, Store } from '../../store/store.js';
 import { adminTokenVerifier } from '../admin-token.js';
 import type { Clock } from '../clock.js';
@@ -80,6 +80,7 @@ export function createAuthenticator(deps: AuthenticatorDeps) {
   const byHash = new LruMap<string, CachedToken>(deps.cacheSize ?? 10_000);
   const byTokenId = new LruMap<string, CachedToken>(deps.cacheSize ?? 10_000);
   const matchers = new LruMap<string, (address: string) => boolean>(deps.cacheSize ?? 10_000);
+  const verifiedJwts = new LruMap<string, { claims: JwtClaims; validFromMs: number; validUntilMs: number }>(deps.cacheSize ?? 10_000);
 
   function matcherFor(client: ClientRecord): (address: string) => boolean {
     const key = client.allowedCidrs.join(',');
@@ -116,6 +117,40 @@ export function createAuthenticator(deps: AuthenticatorDeps) {
     return found && remember(found);
   }
 
+  /**
+   * The claims of a JWT this node already verified, or verify it now. A JWT is used for many
+   * requests; its signature and claims cannot change, so they are checked once and the exact token
+   * text is remembered until its own validity window closes. Revocation is not cached here: the
+   * token and client behind it are looked up (with the 1 s cache) on every request.
+   */
+  function verifiedClaims(credential: string): JwtClaims {
+    const now = clock.now();
+    const known = verifiedJwts.get(credential);
+    if (known !== undefined && now >= known.validFromMs && now < known.validUntilMs) return known.claims;
+    let claims: JwtClaims;
+    try {
+      claims = verifyJwt(jwtKey, credential, {
+        now,
+        maxLifetimeSeconds: deps.jwt.maxLifetimeSeconds,
+        clockSkewSeconds: deps.jwt.clockSkewSeconds,
+        issuer: JWT_ISSUER,
+        audience: JWT_AUDIENCE,
+      });
+    } catch (error) {
+      if (known !== undefined) verifiedJwts.delete(credential);
+      if (error instanceof JwtError) throw new AuthFailure('jwt_invalid', error.reason);
+      throw error;
+    }
+    // The same window verifyJwt enforces: exp is exclusive, nbf/iat may be up to the skew ahead.
+    const skewMs = deps.jwt.clockSkewSeconds * 1000;
+    verifiedJwts.set(credential, {
+      claims,
+      validFromMs: Math.max(claims.iat, claims.nbf ?? claims.iat) * 1000 - skewMs,
+      validUntilMs: claims.exp * 1000 + skewMs,
+    });
+    return claims;
+  }
+
   function usable(entry: CachedToken, via: 'api-token' | 'jwt', peerAddress: string): Principal {
     if (entry.token.expiresAt.getTime() <= clock.now()) throw new AuthFailure(via === 'jwt' ? 'jwt_token_revoked' : 'token_expired');
     if (entry.client.disabled) throw new AuthFailure('client_disabled');
@@ -144,19 +179,7 @@ export function createAuthenticator(deps: AuthenticatorDeps) {
       }
       if (isAdminToken(credential)) return ADMIN_PRINCIPAL;
       if (JWT_SHAPE.test(credential)) {
-        let claims;
-        try {
-          claims = verifyJwt(jwtKey, credential, {
-            now: clock.now(),
-            maxLifetimeSeconds: deps.jwt.maxLifetimeSeconds,
-            clockSkewSeconds: deps.jwt.clockSkewSeconds,
-            issuer: JWT_ISSUER,
-            audience: JWT_AUDIENCE,
-          });
-        } catch (error) {
-          if (error instanceof JwtError) throw new AuthFailure('jwt_invalid', error.reason);
-          throw error;
-        }
+        const claims = verifiedClaims(credential);
         // A JWT lives no longer than the API token it was exchanged for, nor than its client.
         const entry = await lookupByTokenId(claims.sub, claims.tid);
         if (!entry) throw new AuthFailure('jwt_token_revoked');
