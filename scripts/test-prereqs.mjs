@@ -137,10 +137,28 @@ async function ensurePostgres() {
 
 const steps = [
   { run: ensurePostgres, hint: 'the PostgreSQL store tests will fail; KEYSTRATA_TEST_STORES=sqlite runs without them' },
-  // ─── Later issues: SoftHSM2 (PKCS#11 provider tests) and PyKMIP (KMIP provider tests) ───
-  // Add one step each here, same contract: idempotent, fast when already set up, `run` resolves to
-  // a short description of what it did and throws PrereqError with a clear message when it cannot.
 ];
+
+// One module per further component under scripts/prereqs/ (SoftHSM2 for the PKCS#11 provider,
+// PyKMIP for the KMIP provider), same contract: `export const hint`, and `export async function
+// ensure()` — idempotent, fast when already set up, resolving to a short description of what it
+// did, throwing an Error with a clear message when it cannot.
+const prereqDir = new URL('./prereqs/', import.meta.url);
+if (existsSync(prereqDir)) {
+  for (const file of readdirSync(prereqDir).filter((name) => name.endsWith('.mjs')).sort()) {
+    const module = await import(new URL(file, prereqDir).href);
+    steps.push({
+      run: async () => {
+        try {
+          return await module.ensure();
+        } catch (error) {
+          throw new PrereqError(error instanceof Error ? error.message : String(error));
+        }
+      },
+      hint: module.hint ?? `${file} failed`,
+    });
+  }
+}
 
 const started = Date.now();
 const done = [];

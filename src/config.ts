@@ -39,6 +39,10 @@ export interface Config {
   readonly clientRateLimitPerSecond: number;
   /** Failed authentications allowed per source address per minute before it gets 429s. */
   readonly authFailuresPerMinute: number;
+  /** Deadline of each CMK provider call. */
+  readonly cmkCallTimeoutMs: number;
+  /** How often each customer-managed CMK is probed for its health. */
+  readonly cmkProbeIntervalSeconds: number;
 }
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -110,5 +114,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     jwtClockSkewSeconds: integer(env, 'KEYSTRATA_JWT_CLOCK_SKEW_SECONDS', 60, 0, 300),
     clientRateLimitPerSecond: integer(env, 'KEYSTRATA_CLIENT_RATE_LIMIT_PER_SECOND', 1000, 1, 1_000_000),
     authFailuresPerMinute: integer(env, 'KEYSTRATA_AUTH_FAILURES_PER_MINUTE', 20, 1, 100_000),
+    cmkCallTimeoutMs: integer(env, 'KEYSTRATA_CMK_TIMEOUT_MS', 5000, 100, 120_000),
+    cmkProbeIntervalSeconds: integer(env, 'KEYSTRATA_CMK_PROBE_INTERVAL_SECONDS', 60, 1, 86_400),
   });
 }

@@ -6,6 +6,7 @@ import type { KeyKind, KeyRecord, KeyState, Store } from '../store/store.js';
 import type { Clock } from './clock.js';
 import { MISS, type KeyCache, type KeyEntry, type LoadedKey } from './key-cache.js';
 import { LruMap } from './lru-map.js';
+import { providerFailure } from './provider-failures.js';
 import { SingleFlight } from './single-flight.js';
 
 /** What the cache remembers about a key besides its material: enough to check a ciphertext's claims. */
@@ -115,7 +116,12 @@ export function createKeyHierarchy(deps: KeyHierarchyDeps) {
     if (!cmk) throw new KeystrataError('integrity_check_failed', 'An environment key names a CMK that does not exist.');
     assertUsable(cmk.state, 'customer main key');
     const aad = ekWrapAad({ environmentId: record.environmentId, ekId: record.id, cmkId: cmk.id });
-    const material = await providers.forCmk(cmk).unwrap(record.wrapped, aad, record.wrappingKeyVersion);
+    const material = await providers
+      .forCmk(cmk)
+      .unwrap(record.wrapped, aad, record.wrappingKeyVersion)
+      .catch((error: unknown) => {
+        throw providerFailure(error, cmk);
+      });
     return { material, meta: metaOf(record) };
   }
 

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import type { Config } from '../config.js';
 import { zeroize } from '../core/bytes.js';
 import { platformProviderFactory } from '../providers/platform/platform-provider.js';
+import { providerFactories } from '../providers/factories.js';
 import { ProviderRegistry } from '../providers/registry.js';
 import { openStore } from '../store/open-store.js';
 import type { Store } from '../store/store.js';
@@ -76,7 +77,11 @@ export async function openKeystrata(config: Config, options: OpenOptions = {}): 
     const platform = platformProviderFactory(root.platformWrapKey);
     const cache = new KeyCache<KeyMeta>({ maxEntries: config.keyCacheMaxEntries, ttlMs: config.keyCacheTtlSeconds * 1000, clock });
     const metrics = createMetrics({ cache, defaultMetrics: options.defaultMetrics ?? true });
-    const providers = new ProviderRegistry([platform], metrics.observeProviderCall);
+    const providers = new ProviderRegistry(providerFactories(platform), {
+      callTimeoutMs: config.cmkCallTimeoutMs,
+      secretsKey: root.cmkSecretsKey,
+      observe: metrics.observeProviderCall,
+    });
     // Expired keys are zeroed within half a TTL (at most 30 s) even if nobody looks them up again.
     const sweeper = setInterval(() => cache.sweep(), Math.min(config.keyCacheTtlSeconds * 500, 30_000));
     sweeper.unref();
@@ -137,6 +142,7 @@ export async function openKeystrata(config: Config, options: OpenOptions = {}): 
         await providers.close();
         zeroize(root.platformWrapKey);
         zeroize(root.jwtKey);
+        zeroize(root.cmkSecretsKey);
         auditKeys.close();
         await store.close();
       },

@@ -32,7 +32,7 @@ export function createMetrics(options: { readonly cache: CacheStatsSource; reado
   });
   const providerCalls = new Counter({
     name: 'keystrata_provider_calls_total',
-    help: 'CMK provider calls by provider, operation and outcome.',
+    help: 'CMK provider calls by provider, operation (wrap, unwrap, describe) and outcome (ok, or the failure reason).',
     labelNames: ['provider', 'operation', 'outcome'] as const,
     registers,
   });

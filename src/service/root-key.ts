@@ -30,6 +30,8 @@ export interface PreparedRootKey {
   readonly auditSecret: Buffer;
   /** HS256 key of the JWTs keystrata issues. */
   readonly jwtKey: Buffer;
+  /** Seals the secret fields of customer CMK configs (credentials to their key stores). */
+  readonly cmkSecretsKey: Buffer;
   /** True when this call generated the root key file. */
   readonly created: boolean;
 }
@@ -91,6 +93,7 @@ export async function prepareRootKey(source: RootKeySource, store: Pick<Store, '
       platformWrapKey: hkdfSha256(rootKey, SALT, 'keystrata platform cmk wrap', 32),
       auditSecret: hkdfSha256(rootKey, SALT, 'keystrata audit', 32),
       jwtKey: hkdfSha256(rootKey, SALT, 'keystrata jwt hs256', 32),
+      cmkSecretsKey: hkdfSha256(rootKey, SALT, 'keystrata cmk config secrets', 32),
       created,
     };
   } finally {

@@ -1,8 +1,10 @@
 import { open, seal } from '../../core/aead.js';
 import { randomKey, zeroize } from '../../core/bytes.js';
 import { unwrapKey, wrapKey } from '../../core/wrapped-key.js';
+import { Type } from '@sinclair/typebox';
 import { KeystrataError } from '../../errors.js';
-import type { CmkProvider, CmkProviderFactory, WrapResult } from '../provider.js';
+import { checkConfig } from '../provider-config.js';
+import { CmkProviderError, type CmkDescription, type CmkProvider, type CmkProviderFactory, type WrapResult } from '../provider.js';
 
 /**
  * The platform-managed CMK: 256 random bits per environment, stored wrapped by a key derived from
@@ -19,12 +21,10 @@ export interface PlatformConfig {
   readonly version: string;
 }
 
+const PlatformConfigSchema = Type.Object({ wrappedMaterial: Type.String({ minLength: 1 }), version: Type.String({ minLength: 1 }) }, { additionalProperties: false });
+
 function parseConfig(config: Readonly<Record<string, unknown>>): PlatformConfig {
-  const { wrappedMaterial, version } = config;
-  if (typeof wrappedMaterial !== 'string' || typeof version !== 'string') {
-    throw new KeystrataError('configuration_invalid', 'A platform CMK config needs wrappedMaterial and version strings.');
-  }
-  return { wrappedMaterial, version };
+  return checkConfig(PlatformConfigSchema, config, PLATFORM_PROVIDER);
 }
 
 class PlatformProvider implements CmkProvider {
@@ -40,14 +40,14 @@ class PlatformProvider implements CmkProvider {
 
   async unwrap(ciphertext: Buffer, aad: Buffer): Promise<Buffer> {
     const key = open(this.material, ciphertext, aad);
-    // The EK row and its AAD both come from the store, never from a caller: a failure here means
-    // stored data was altered, which is an integrity failure for the operator, not a bad request.
-    if (!key) {
-      throw new KeystrataError('integrity_check_failed', 'A stored key failed its integrity check.', {
-        logDetail: 'platform CMK could not unwrap the environment key (altered row or binding)',
-      });
-    }
+    // The EK row and its AAD both come from the store, never from a caller: the service reports
+    // this as an integrity failure for the operator, not a bad request.
+    if (!key) throw new CmkProviderError('invalid_ciphertext', 'platform CMK could not unwrap the key (altered row or binding)');
     return key;
+  }
+
+  async describe(): Promise<CmkDescription> {
+    return { state: 'healthy', currentVersion: this.version };
   }
 
   async close(): Promise<void> {
@@ -61,6 +61,9 @@ export function platformProviderFactory(rootWrapKey: Buffer): CmkProviderFactory
 } {
   return {
     name: PLATFORM_PROVIDER,
+    // Platform CMKs are made by keystrata (provision), never configured by a customer.
+    configSchema: PlatformConfigSchema,
+    secretFields: [],
     provision({ cmkId, environmentId }) {
       const material = randomKey();
       try {
