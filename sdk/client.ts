@@ -6,6 +6,7 @@ import type {
   AuditEntry,
   AuditVerifyResponse,
   CmkInfo,
+  PutCmkRequest,
   CreateClientRequest,
   CreateClientResponse,
   CreateObjectRequest,
@@ -102,6 +103,19 @@ export class KeystrataClient {
   /** `GET …/environments/{env}/cmk` — the environment's customer main key (no secrets). */
   async getCmk(ws: string, env: string): Promise<CmkInfo> {
     return this.#http.request({ method: 'GET', path: route`/v1/workspaces/${ws}/environments/${env}/cmk` });
+  }
+
+  /**
+   * `PUT …/environments/{env}/cmk` — test-and-save: the server wraps and unwraps with the new CMK
+   * first; on any failure nothing changes and the error names the cause (`cmk_credentials_rejected`,
+   * `cmk_key_disabled`, `cmk_unreachable` …). Then the environment key is re-wrapped under it.
+   */
+  async putCmk(ws: string, env: string, request: PutCmkRequest): Promise<CmkInfo> {
+    return this.#http.request({
+      method: 'PUT',
+      path: route`/v1/workspaces/${ws}/environments/${env}/cmk`,
+      body: request.config === undefined ? { provider: request.provider } : { provider: request.provider, config: request.config },
+    });
   }
 
   /** `POST …/environments/{env}/encrypt` — encrypts bytes (or a UTF-8 string) under a scope. */

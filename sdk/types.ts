@@ -54,13 +54,51 @@ export interface PageOptions {
  */
 export type KeyState = 'active' | 'decrypt-only' | 'disabled' | 'scheduled-destruction' | 'destroyed';
 
-/** The customer main key of an environment (never any secret configuration). */
-export interface CmkInfo {
+/** The customer main key of an environment, as the key status shows it. */
+export interface CmkSummary {
   readonly id: string;
-  /** `platform` today. */
+  /** `platform`, `uploaded`, `pkcs11`, `kmip`, `aws-kms`, `gcp-kms`, `azure-keyvault` or `vault-transit`. */
   readonly provider: string;
   readonly state: KeyState;
   readonly createdAt: string;
+}
+
+/** Health of a customer-managed CMK, as the periodic probe last saw it (docs/byok.md). */
+export type CmkHealthState =
+  | 'healthy'
+  | 'credentials_expired'
+  | 'key_expiring'
+  | 'key_expired'
+  | 'key_disabled'
+  | 'key_pending_deletion'
+  | 'key_deleted'
+  | 'permission_denied'
+  | 'unreachable';
+
+/** The customer main key of an environment: its config (never secret fields) and health. */
+export interface CmkInfo extends CmkSummary {
+  /** The provider config without its secret fields (empty for platform). */
+  readonly config: Readonly<Record<string, unknown>>;
+  /** Names of secret fields that are set (their values are never shown). */
+  readonly secretFields: readonly string[];
+  /** The CMK version that wraps the environment key now. */
+  readonly keyVersion: string | null;
+  readonly health: {
+    readonly state: CmkHealthState;
+    readonly since: string;
+    readonly checkedAt: string;
+    readonly currentVersion: string | null;
+    readonly expiresAt: string | null;
+    readonly deletionAt: string | null;
+    readonly detail: string | null;
+  } | null;
+}
+
+/** Body of {@link KeystrataClient.putCmk}. */
+export interface PutCmkRequest {
+  readonly provider: string;
+  /** The provider's config (docs/byok.md); omit for `platform`. */
+  readonly config?: Readonly<Record<string, unknown>>;
 }
 
 /** An hourly key of an environment, as shown by {@link KeystrataClient.keyStatus}. */
@@ -74,7 +112,7 @@ export interface HourlyKeyInfo {
 /** Status of an environment's key hierarchy. */
 export interface KeyStatus {
   readonly environment: { readonly id: string; readonly name: string };
-  readonly cmk: CmkInfo;
+  readonly cmk: CmkSummary;
   /** The active environment key. */
   readonly ek: {
     readonly id: string;
@@ -316,8 +354,8 @@ export interface JwtResponse {
 
 /** Who made an audited request. */
 export interface AuditActor {
-  /** `admin`: the break-glass admin token; `client`: an API client (token or JWT). */
-  readonly type: 'admin' | 'client';
+  /** `admin`: the break-glass admin token; `client`: an API client (token or JWT); `system`: keystrata itself (CMK health probe, following a KMS key rotation). */
+  readonly type: 'admin' | 'client' | 'system';
   readonly id: string | null;
   readonly name: string | null;
   readonly role: ClientRole | null;

@@ -118,7 +118,7 @@ export const JwtResponse = Type.Object({
 });
 
 export const AuditActor = Type.Object({
-  type: StringEnum(['admin', 'client'] as const, '"admin": the break-glass admin token.'),
+  type: StringEnum(['admin', 'client', 'system'] as const, '"admin": the break-glass admin token; "system": keystrata itself (CMK health probe, KMS rotation).'),
   id: Type.Union([Id, Type.Null()]),
   name: Type.Union([Type.String(), Type.Null()]),
   role: Type.Union([ClientRole, Type.Null()]),

@@ -144,10 +144,47 @@ export const ObjectVersion = Type.Object({ version: Type.Integer(), createdAt: T
 
 const KeyStateSchema = StringEnum(['active', 'decrypt-only', 'disabled', 'scheduled-destruction', 'destroyed'] as const);
 const HourlyView = Type.Union([Type.Null(), Type.Object({ id: Id, hourStart: Timestamp, state: KeyStateSchema })]);
-export const CmkView = Type.Object({ id: Id, provider: Type.String(), state: KeyStateSchema, createdAt: Timestamp });
+export const CmkSummary = Type.Object({ id: Id, provider: Type.String(), state: KeyStateSchema, createdAt: Timestamp });
+export const CmkHealthState = StringEnum([
+  'healthy',
+  'credentials_expired',
+  'key_expiring',
+  'key_expired',
+  'key_disabled',
+  'key_pending_deletion',
+  'key_deleted',
+  'permission_denied',
+  'unreachable',
+] as const);
+const NullableTimestamp = Type.Union([Timestamp, Type.Null()]);
+export const CmkView = Type.Object({
+  ...CmkSummary.properties,
+  config: Type.Object({}, { additionalProperties: true, description: 'The provider config without its secret fields (empty for platform).' }),
+  secretFields: Type.Array(Type.String(), { description: 'Secret fields that are set; their values are never shown.' }),
+  keyVersion: Type.Union([Type.String(), Type.Null()], { description: 'The CMK version that wraps the environment key now.' }),
+  health: Type.Union([
+    Type.Null(),
+    Type.Object({
+      state: CmkHealthState,
+      since: Timestamp,
+      checkedAt: Timestamp,
+      currentVersion: Type.Union([Type.String(), Type.Null()]),
+      expiresAt: NullableTimestamp,
+      deletionAt: NullableTimestamp,
+      detail: Type.Union([Type.String(), Type.Null()]),
+    }),
+  ]),
+});
+export const PutCmkBody = Type.Object(
+  {
+    provider: Type.String({ minLength: 1, maxLength: 64, description: 'platform, uploaded, pkcs11, kmip, aws-kms, gcp-kms, azure-keyvault, vault-transit (docs/byok.md).' }),
+    config: Type.Optional(Type.Object({}, { additionalProperties: true, description: "Checked against the provider's own schema (docs/byok.md)." })),
+  },
+  { additionalProperties: false },
+);
 export const KeyStatusResponse = Type.Object({
   environment: Type.Object({ id: Id, name: Type.String() }),
-  cmk: CmkView,
+  cmk: CmkSummary,
   ek: Type.Object({ id: Id, state: KeyStateSchema, createdAt: Timestamp, wrappingKeyVersion: Type.Union([Type.String(), Type.Null()]) }),
   hourly: Type.Object({ periodSeconds: Type.Integer(), current: HourlyView, latest: HourlyView }),
   counts: Type.Object({

@@ -70,6 +70,8 @@ export type CmkHealthState =
   | 'key_disabled'
   | 'key_pending_deletion'
   | 'key_deleted'
+  /** The credentials work but may not use the key (a policy changed). */
+  | 'permission_denied'
   | 'unreachable';
 
 export interface CmkDescription {

@@ -64,6 +64,13 @@ export function createKeyHierarchy(deps: KeyHierarchyDeps) {
   // scope → key id. Ids are not secret, and a scope's key never changes once created.
   const scopeIndex = new LruMap<string, string>(deps.scopeIndexSize);
   const resolving = new SingleFlight<string, string>();
+  /**
+   * CMKs whose provider just failed (unavailable, disabled …): for a short while every further
+   * cold load fails at once with the same answer instead of waiting on the KMS again — a revoked or
+   * unreachable CMK costs requests nothing but a map lookup, and the KMS is not hammered.
+   */
+  const recentFailures = new LruMap<string, { readonly error: KeystrataError; readonly until: number }>(10_000);
+  const FAILURE_HOLD_MS = 2000;
 
   /**
    * The single-flight of a key's load is per environment. Key ids appear in clear in every ks1
@@ -115,13 +122,20 @@ export function createKeyHierarchy(deps: KeyHierarchyDeps) {
     const cmk = await store.getCmk(record.parentId);
     if (!cmk) throw new KeystrataError('integrity_check_failed', 'An environment key names a CMK that does not exist.');
     assertUsable(cmk.state, 'customer main key');
+    const held = recentFailures.get(cmk.id);
+    if (held !== undefined && clock.now() < held.until) throw held.error;
     const aad = ekWrapAad({ environmentId: record.environmentId, ekId: record.id, cmkId: cmk.id });
     const material = await providers
       .forCmk(cmk)
       .unwrap(record.wrapped, aad, record.wrappingKeyVersion)
       .catch((error: unknown) => {
-        throw providerFailure(error, cmk);
+        const failure = providerFailure(error, cmk);
+        if (failure.code === 'key_unavailable' || failure.code === 'key_destroyed') {
+          recentFailures.set(cmk.id, { error: failure, until: clock.now() + FAILURE_HOLD_MS });
+        }
+        throw failure;
       });
+    recentFailures.delete(cmk.id);
     return { material, meta: metaOf(record) };
   }
 

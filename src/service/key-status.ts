@@ -39,12 +39,6 @@ export function createKeyStatusService(deps: {
   }
 
   return {
-    async cmk(env: EnvironmentContext) {
-      const cmk = await cmkOf(env.environment.id);
-      // The config is deliberately not returned: customer-managed configs hold credentials.
-      return { id: cmk.id, provider: cmk.provider, state: cmk.state, createdAt: cmk.createdAt };
-    },
-
     async status(env: EnvironmentContext): Promise<KeyStatus> {
       const environmentId = env.environment.id;
       const [cmk, ek, current, stats] = await Promise.all([

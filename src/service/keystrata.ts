@@ -18,6 +18,8 @@ import { createRateLimiter, type RateLimiter } from './access/rate-limiter.js';
 import { createUsageTracker, type UsageTracker } from './access/usage-tracker.js';
 import { createAuditKeys } from './audit/audit-keys.js';
 import { createAuditLog, type AuditLog } from './audit/audit-log.js';
+import { createCmkHealthMonitor, type CmkHealthMonitor } from './cmk-health.js';
+import { createCmkService, type CmkService } from './cmks.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { prepareRootKey } from './root-key.js';
 import { createScopedCrypto } from './scoped-crypto.js';
@@ -37,6 +39,10 @@ export interface Keystrata {
   readonly keyStatus: ReturnType<typeof createKeyStatusService>;
   readonly cache: KeyCache<KeyMeta>;
   readonly clients: ClientService;
+  /** Customer-managed CMKs: view, test-and-save. */
+  readonly cmks: CmkService;
+  readonly cmkHealth: CmkHealthMonitor;
+  readonly providers: ProviderRegistry;
   readonly authenticator: Authenticator;
   readonly audit: AuditLog;
   readonly usage: UsageTracker;
@@ -57,6 +63,8 @@ export interface OpenOptions {
   readonly store?: Store;
   /** Process metrics (event loop, memory …) in /metrics; tests that open many instances turn them off. */
   readonly defaultMetrics?: boolean;
+  /** Run the periodic CMK health probe (default true; tests drive ks.cmkHealth.runOnce() themselves). */
+  readonly probeCmks?: boolean;
 }
 
 export function sqlitePath(config: Pick<Config, 'dataDir'>): string {
@@ -111,11 +119,33 @@ export async function openKeystrata(config: Config, options: OpenOptions = {}): 
       onChange: (clientId) => authenticator.invalidateClient(clientId),
       pendingUsage: (clientId) => usage.pending(clientId),
     });
+    const cmkHealth = createCmkHealthMonitor({
+      store,
+      providers,
+      hierarchy,
+      audit,
+      metrics,
+      clock,
+      intervalSeconds: config.cmkProbeIntervalSeconds,
+    });
+    if (options.probeCmks ?? true) cmkHealth.start();
+    const cmks = createCmkService({
+      store,
+      providers,
+      hierarchy,
+      platform,
+      secretsKey: root.cmkSecretsKey,
+      clock,
+      probe: (cmk) => cmkHealth.probe(cmk),
+    });
     return {
       store,
       clock,
       cache,
       clients,
+      cmks,
+      cmkHealth,
+      providers,
       authenticator,
       audit,
       usage,
@@ -135,6 +165,7 @@ export async function openKeystrata(config: Config, options: OpenOptions = {}): 
       rootKeyCreated: root.created,
       async close() {
         clearInterval(sweeper);
+        await cmkHealth.stop();
         // Pending audit entries and usage counts go to the store before it closes.
         await audit.flush();
         await usage.close();

@@ -91,6 +91,25 @@ export function createMetrics(options: { readonly cache: CacheStatsSource; reado
     },
   });
 
+  const cmkHealthChanges = new Counter({
+    name: 'keystrata_cmk_health_changes_total',
+    help: 'Customer CMK health state changes seen by the probe, by provider and new state.',
+    labelNames: ['provider', 'state'] as const,
+    registers,
+  });
+  // The latest state of every probed CMK, counted per provider and state at scrape time.
+  const cmkStates = new Map<string, { provider: string; state: string }>();
+  new Gauge({
+    name: 'keystrata_cmk_health',
+    help: 'Customer CMKs by provider and current health state (healthy, key_disabled, unreachable …).',
+    labelNames: ['provider', 'state'] as const,
+    registers,
+    collect() {
+      this.reset();
+      for (const { provider, state } of cmkStates.values()) this.inc({ provider, state });
+    },
+  });
+
   const observeProviderCall: ProviderCallObserver = (provider, operation, outcome, seconds) => {
     providerCalls.inc({ provider, operation, outcome });
     providerDuration.observe({ provider, operation }, seconds);
@@ -102,6 +121,11 @@ export function createMetrics(options: { readonly cache: CacheStatsSource; reado
     httpRequest(method: string, route: string, status: number, seconds: number): void {
       httpRequests.inc({ method, route, status: String(status) });
       httpDuration.observe({ method, route }, seconds);
+    },
+    /** A probe result; `changed` when the CMK entered this state now. */
+    cmkHealth(cmkId: string, provider: string, state: string, changed: boolean): void {
+      cmkStates.set(cmkId, { provider, state });
+      if (changed) cmkHealthChanges.inc({ provider, state });
     },
     authFailure(reason: string): void {
       authFailures.inc({ reason });

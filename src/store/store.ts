@@ -207,6 +207,47 @@ export interface AuditAppend {
   readonly link: AuditLinker;
 }
 
+// ---- Customer-managed CMKs -------------------------------------------------------------------
+
+/** The last health-probe result of a CMK (src/service/cmk-health.ts). */
+export interface CmkHealthRecord {
+  readonly cmkId: string;
+  /** A CmkHealthState (src/providers/provider.ts). */
+  readonly state: string;
+  /** When the CMK entered this state (kept while probes keep seeing the same state). */
+  readonly since: Date;
+  readonly checkedAt: Date;
+  readonly currentVersion: string | null;
+  readonly expiresAt: Date | null;
+  readonly deletionAt: Date | null;
+  /** Operator-facing detail (no secrets). */
+  readonly detail: string | null;
+}
+
+/** Moving an environment to another CMK: the EK re-wrapped under it. */
+export interface CmkReplacement {
+  readonly environmentId: string;
+  /** The CMK the environment must still be on (compare-and-set against concurrent replacements). */
+  readonly fromCmkId: string;
+  /** The new CMK (state active). */
+  readonly cmk: CmkRecord;
+  readonly ekId: string;
+  /** The EK wrapped by the new CMK. */
+  readonly wrapped: Buffer;
+  readonly wrappingKeyVersion: string;
+}
+
+/** The EK re-wrapped by a newer version of the same CMK (KMS-side rotation). */
+export interface EkRewrap {
+  readonly environmentId: string;
+  readonly ekId: string;
+  readonly cmkId: string;
+  /** Compare-and-set: the wrapped bytes the EK must still have. */
+  readonly expectedWrapped: Buffer;
+  readonly wrapped: Buffer;
+  readonly wrappingKeyVersion: string;
+}
+
 export interface Store {
   /** "sqlite" or "postgres", for status output and logs. */
   readonly kind: 'sqlite' | 'postgres';
@@ -234,6 +275,25 @@ export interface Store {
   getCmk(id: string): Promise<CmkRecord | undefined>;
   /** The environment's current CMK (the one its active EK is wrapped by). */
   getActiveCmk(environmentId: string): Promise<CmkRecord | undefined>;
+
+  /**
+   * In one transaction: the new CMK is inserted as active, the environment's previous CMK becomes
+   * 'decrypt-only' (it wraps nothing any more), and the EK's parent, wrapped bytes and wrapping
+   * version are updated. Returns false and writes nothing (audit included) if the environment's
+   * active CMK is no longer `fromCmkId`, or its active EK is no longer `ekId`.
+   */
+  replaceCmk(change: CmkReplacement, audit?: AuditAppend): Promise<boolean>;
+  /** Updates the EK's wrapped bytes and wrapping version if they are still `expectedWrapped`; false otherwise. */
+  rewrapEk(change: EkRewrap, audit?: AuditAppend): Promise<boolean>;
+  /** Active CMKs whose provider is not in `excludeProviders`, in id order after `afterId` (health probe). */
+  listActiveCmks(options: { excludeProviders: readonly string[]; limit: number; afterId?: string | undefined }): Promise<readonly CmkRecord[]>;
+  getCmkHealth(cmkId: string): Promise<CmkHealthRecord | undefined>;
+  /**
+   * Stores a probe result. If the state is unchanged, `since` keeps its stored value whatever the
+   * record says. `auditIfChanged` is written in the same transaction only when the state changed
+   * (or there was no record). Returns the record as stored.
+   */
+  putCmkHealth(record: CmkHealthRecord, auditIfChanged?: AuditAppend): Promise<CmkHealthRecord>;
 
   // Keys.
   getKey(environmentId: string, keyId: string): Promise<KeyRecord | undefined>;

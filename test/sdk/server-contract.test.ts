@@ -11,6 +11,8 @@ import {
   type ClientTokenInfo,
   type ClientUsage,
   type CmkInfo,
+  type CmkSummary,
+  type PutCmkRequest,
   type CreateClientRequest,
   type CreateClientResponse,
   type CreateObjectRequest,
@@ -89,7 +91,10 @@ describe('SDK types match the server schemas', () => {
     sameShape<SameShape<VaultObject, S<'VaultObject'>>>();
     sameShape<SameShape<VaultObjectWithValue, S<'VaultObjectWithValue'>>>();
     sameShape<SameShape<ObjectVersionList, ServerVersionList>>();
-    sameShape<SameShape<CmkInfo, S<'CmkView'>>>();
+    sameShape<SameShape<Omit<CmkInfo, 'health' | 'config'>, Omit<S<'CmkView'>, 'health' | 'config'>>>();
+    sameShape<SameShape<NonNullable<CmkInfo['health']>, NonNullable<S<'CmkView'>['health']>>>();
+    sameShape<SameShape<CmkSummary, S<'CmkSummary'>>>();
+    sameShape<SameShape<PutCmkRequest, Omit<S<'PutCmkBody'>, 'config'> & { config?: Record<string, unknown> }>>();
     sameShape<SameShape<EncryptResult, S<'EncryptResponse'>>>();
     // The SDK decodes the base64 plaintext into bytes; the rest is as sent.
     sameShape<SameShape<Omit<DecryptResult, 'plaintext'> & { plaintext: string }, S<'DecryptResponse'>>>();
@@ -183,8 +188,11 @@ describe('SDK against the real server', () => {
     expect(status.ek.wrappingKeyVersion === null || typeof status.ek.wrappingKeyVersion === 'string').toBe(true);
 
     const cmk = await client.getCmk(ws.id, 'production');
-    expect(sorted(cmk)).toEqual(membersOf<CmkInfo>({ id: true, provider: true, state: true, createdAt: true }));
-    expect(cmk).toEqual(status.cmk);
+    expect(sorted(cmk)).toEqual(
+      membersOf<CmkInfo>({ id: true, provider: true, state: true, createdAt: true, config: true, secretFields: true, keyVersion: true, health: true }),
+    );
+    expect({ id: cmk.id, provider: cmk.provider, state: cmk.state, createdAt: cmk.createdAt }).toEqual(status.cmk);
+    expect(cmk).toMatchObject({ config: {}, secretFields: [], keyVersion: status.ek.wrappingKeyVersion, health: null });
   });
 
   it('updates an object (value only; metadata stays as created) and reports conflicts with details', async () => {

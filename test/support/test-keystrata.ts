@@ -104,7 +104,7 @@ export async function openTestKeystrata(options: TestKeystrataOptions = {}): Pro
     },
     handle.dataDir,
   );
-  const ks = await openKeystrata(config, { store: await handle.open(), defaultMetrics: false, ...(options.clock ? { clock: options.clock } : {}) });
+  const ks = await openKeystrata(config, { store: await handle.open(), defaultMetrics: false, probeCmks: false, ...(options.clock ? { clock: options.clock } : {}) });
   const app = await buildApp(ks, config);
   await app.ready();
   let closed = false;

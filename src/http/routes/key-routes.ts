@@ -1,8 +1,10 @@
 import type { Keystrata } from '../../service/keystrata.js';
-import { CmkView, ERROR_RESPONSES, EnvironmentParams, KeyStatusResponse } from '../schemas.js';
+import { Type } from '@sinclair/typebox';
+import { changeAudit } from '../access-control.js';
+import { CmkView, ERROR_RESPONSES, EnvironmentParams, KeyStatusResponse, PutCmkBody } from '../schemas.js';
 import type { App } from '../types.js';
 
-export function keyRoutes(app: App, ks: Pick<Keystrata, 'workspaces' | 'keyStatus'>): void {
+export function keyRoutes(app: App, ks: Pick<Keystrata, 'workspaces' | 'keyStatus' | 'cmks' | 'audit'>): void {
   const tags = ['keys'];
 
   app.get(
@@ -23,8 +25,26 @@ export function keyRoutes(app: App, ks: Pick<Keystrata, 'workspaces' | 'keyStatu
     '/v1/workspaces/:ws/environments/:env/cmk',
     {
       config: { access: { permission: 'keys.read', action: 'cmk.read' } },
-      schema: { tags, summary: 'The environment CMK (never its secrets)', params: EnvironmentParams, response: { 200: CmkView, ...ERROR_RESPONSES } },
+      schema: { tags, summary: 'The environment CMK: provider, config (never its secrets), health', params: EnvironmentParams, response: { 200: CmkView, ...ERROR_RESPONSES } },
     },
-    async (request) => ks.keyStatus.cmk(await ks.workspaces.resolveEnvironment(request.params.ws, request.params.env)),
+    async (request) => ks.cmks.get(await ks.workspaces.resolveEnvironment(request.params.ws, request.params.env)),
+  );
+
+  app.put(
+    '/v1/workspaces/:ws/environments/:env/cmk',
+    {
+      config: { access: { permission: 'cmk.manage', action: 'cmk.update', recordedWithChange: true } },
+      schema: {
+        tags,
+        summary: 'Test-and-save a CMK: a live wrap+unwrap first, then the environment key is re-wrapped under it',
+        params: EnvironmentParams,
+        body: PutCmkBody,
+        response: { 200: CmkView, 403: Type.Ref('Error'), 409: Type.Ref('Error'), 422: Type.Ref('Error'), ...ERROR_RESPONSES },
+      },
+    },
+    async (request) => {
+      const env = await ks.workspaces.resolveEnvironment(request.params.ws, request.params.env);
+      return ks.cmks.put(env, request.body, changeAudit(ks, request));
+    },
   );
 }

@@ -13,6 +13,8 @@ export type Permission =
   | 'workspace.read'
   | 'environment.create'
   | 'keys.read'
+  /** Change the environment's CMK (test-and-save). */
+  | 'cmk.manage'
   /** encrypt, decrypt, vault objects. */
   | 'data.use'
   | 'clients.read'
@@ -20,8 +22,8 @@ export type Permission =
   | 'audit.read';
 
 export const ROLE_PERMISSIONS: Readonly<Record<ClientRole, ReadonlySet<Permission>>> = {
-  admin: new Set<Permission>(['workspace.read', 'environment.create', 'keys.read', 'data.use', 'clients.read', 'clients.manage', 'audit.read']),
-  operator: new Set<Permission>(['workspace.read', 'environment.create', 'keys.read']),
+  admin: new Set<Permission>(['workspace.read', 'environment.create', 'keys.read', 'cmk.manage', 'data.use', 'clients.read', 'clients.manage', 'audit.read']),
+  operator: new Set<Permission>(['workspace.read', 'environment.create', 'keys.read', 'cmk.manage']),
   app: new Set<Permission>(['data.use']),
   auditor: new Set<Permission>(['workspace.read', 'keys.read', 'clients.read', 'audit.read']),
 };

@@ -1,14 +1,17 @@
 import type { ClientRole } from '../../store/store.js';
 
-/** Who acted: the break-glass admin token, or an API client (as it was when it acted). */
+/** Who acted: the break-glass admin token, an API client (as it was when it acted), or keystrata itself. */
 export interface AuditActor {
-  readonly type: 'admin' | 'client';
+  readonly type: 'admin' | 'client' | 'system';
   readonly id: string | null;
   readonly name: string | null;
   readonly role: ClientRole | null;
 }
 
 export const ADMIN_ACTOR: AuditActor = Object.freeze({ type: 'admin', id: null, name: null, role: null });
+
+/** keystrata's own background work (the CMK health probe, following a KMS-side key rotation). */
+export const SYSTEM_ACTOR: AuditActor = Object.freeze({ type: 'system', id: null, name: 'keystrata', role: null });
 
 /**
  * What an audit entry says, before it is sealed. Never plaintext, never a token or key: only

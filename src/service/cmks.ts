@@ -1,0 +1,201 @@
+import { timingSafeEqual } from 'node:crypto';
+import type { TSchema } from '@sinclair/typebox';
+import { Value } from '@sinclair/typebox/value';
+import { newId, randomKey, zeroize } from '../core/bytes.js';
+import { ekWrapAad } from '../core/wrapped-key.js';
+import { KeystrataError, type ErrorCode } from '../errors.js';
+import { publicConfig, sealSecrets } from '../providers/config-secrets.js';
+import { PLATFORM_PROVIDER, type PlatformConfig } from '../providers/platform/platform-provider.js';
+import { isCmkProviderError, type CmkFailureReason, type CmkProvider } from '../providers/provider.js';
+import type { ProviderRegistry } from '../providers/registry.js';
+import type { CmkHealthRecord, CmkRecord, Store } from '../store/store.js';
+import type { ChangeAudit } from './audit/audit-event.js';
+import type { Clock } from './clock.js';
+import type { KeyHierarchy } from './key-hierarchy.js';
+import { reasonText } from './provider-failures.js';
+import type { EnvironmentContext } from './workspaces.js';
+
+/** What `GET …/cmk` shows: never a secret field, with the last health-probe result. */
+export interface CmkView {
+  readonly id: string;
+  readonly provider: string;
+  readonly state: CmkRecord['state'];
+  readonly createdAt: Date;
+  /** The provider config without its secret fields (empty for platform-managed CMKs). */
+  readonly config: Readonly<Record<string, unknown>>;
+  /** Names of the secret fields that are set (their values are never shown). */
+  readonly secretFields: readonly string[];
+  /** The CMK version that wraps the environment key now. */
+  readonly keyVersion: string | null;
+  readonly health: Omit<CmkHealthRecord, 'cmkId'> | null;
+}
+
+export interface CmkChange {
+  readonly provider: string;
+  readonly config?: Readonly<Record<string, unknown>> | undefined;
+}
+
+/** Test-and-save failures: what the customer must fix (422) or retry (503). */
+const TEST_FAILURE_CODE: Record<CmkFailureReason, ErrorCode> = {
+  credentials_rejected: 'cmk_credentials_rejected',
+  permission_denied: 'cmk_permission_denied',
+  key_disabled: 'cmk_key_disabled',
+  key_not_found: 'cmk_key_not_found',
+  key_pending_deletion: 'cmk_key_pending_deletion',
+  key_destroyed: 'cmk_key_not_found',
+  key_expired: 'cmk_key_expired',
+  throttled: 'cmk_throttled',
+  timeout: 'cmk_unreachable',
+  unreachable: 'cmk_unreachable',
+  invalid_ciphertext: 'cmk_test_failed',
+};
+
+export interface CmkServiceDeps {
+  readonly store: Pick<Store, 'getActiveCmk' | 'getActiveEk' | 'getCmkHealth' | 'replaceCmk'>;
+  readonly providers: Pick<ProviderRegistry, 'factory' | 'names' | 'openConfig' | 'evict'>;
+  readonly hierarchy: Pick<KeyHierarchy, 'withKeyById'>;
+  readonly platform: { provision(identity: { cmkId: string; environmentId: string }): PlatformConfig };
+  readonly secretsKey: Buffer;
+  readonly clock: Clock;
+  /** Probe a CMK right after it was saved, so `GET …/cmk` shows its health at once. */
+  readonly probe?: (cmk: CmkRecord) => Promise<unknown>;
+}
+
+export type CmkService = ReturnType<typeof createCmkService>;
+
+export function createCmkService(deps: CmkServiceDeps) {
+  const { store, providers, hierarchy, clock } = deps;
+
+  async function activeCmk(environmentId: string): Promise<CmkRecord> {
+    const cmk = await store.getActiveCmk(environmentId);
+    if (!cmk) throw new KeystrataError('integrity_check_failed', 'The environment has no active CMK.');
+    return cmk;
+  }
+
+  async function view(cmk: CmkRecord): Promise<CmkView> {
+    const secretFields = providers.factory(cmk.provider)?.secretFields ?? [];
+    const [health, ek] = await Promise.all([store.getCmkHealth(cmk.id), store.getActiveEk(cmk.environmentId)]);
+    const shown = cmk.provider === PLATFORM_PROVIDER ? {} : publicConfig(cmk.config, secretFields);
+    const { cmkId: _id, ...healthView } = health ?? { cmkId: '' };
+    return {
+      id: cmk.id,
+      provider: cmk.provider,
+      state: cmk.state,
+      createdAt: cmk.createdAt,
+      config: shown,
+      secretFields: secretFields.filter((field) => cmk.config[field] !== undefined),
+      keyVersion: ek?.wrappingKeyVersion ?? null,
+      health: health ? (healthView as Omit<CmkHealthRecord, 'cmkId'>) : null,
+    };
+  }
+
+  /** The config checked against the provider's own schema; the first bad field named, never a value. */
+  function checkedConfig(schema: TSchema, config: unknown): Readonly<Record<string, unknown>> {
+    if (Value.Check(schema, config)) return config as Readonly<Record<string, unknown>>;
+    const first = Value.Errors(schema, config).First();
+    const path = first?.path.replace(/^\//, '').replace(/\//g, '.') ?? '';
+    const field = path === '' ? 'config' : `config.${path}`;
+    throw new KeystrataError('invalid_request', `${field} ${first?.message ?? 'is invalid'}.`, { field });
+  }
+
+  /**
+   * The live round trip that gates every save: wrap a random key with the new CMK, unwrap it, and
+   * compare. Any failure is reported as what the customer has to fix; nothing is saved.
+   */
+  async function testRoundTrip(provider: CmkProvider, cmkId: string): Promise<void> {
+    const probe = randomKey();
+    const aad = Buffer.from(`keystrata cmk test-and-save\0${cmkId}`, 'utf8');
+    let back: Buffer | undefined;
+    try {
+      const wrapped = await provider.wrap(probe, aad);
+      back = await provider.unwrap(wrapped.ciphertext, aad, wrapped.keyVersion);
+      if (back.length !== probe.length || !timingSafeEqual(back, probe)) {
+        throw new KeystrataError('cmk_test_failed', `The ${provider.name} key store returned a different key than it was given; not saved.`);
+      }
+    } catch (error) {
+      throw testFailure(error, provider.name);
+    } finally {
+      zeroize(probe);
+      zeroize(back);
+    }
+  }
+
+  function testFailure(error: unknown, providerName: string): KeystrataError {
+    if (!isCmkProviderError(error)) {
+      if (error instanceof KeystrataError) return error;
+      return new KeystrataError('cmk_test_failed', `The ${providerName} key store could not be used; nothing was saved.`, { cause: error });
+    }
+    const code = TEST_FAILURE_CODE[error.reason];
+    return new KeystrataError(code, `Test-and-save failed: ${reasonText(error.reason)} (${providerName}). Nothing was saved.`, {
+      details: { reason: error.reason },
+      logDetail: error.message,
+      cause: error,
+    });
+  }
+
+  return {
+    async get(env: EnvironmentContext): Promise<CmkView> {
+      return view(await activeCmk(env.environment.id));
+    },
+
+    /**
+     * Test-and-save: the new CMK must wrap and unwrap live before anything is stored; then the EK is
+     * re-wrapped under it and the environment switched over in one transaction. Data already
+     * written stays readable: nothing below the EK changes.
+     */
+    async put(env: EnvironmentContext, change: CmkChange, audit: ChangeAudit): Promise<CmkView> {
+      const environmentId = env.environment.id;
+      const factory = providers.factory(change.provider);
+      if (!factory) {
+        throw new KeystrataError('invalid_request', `provider must be one of: ${providers.names.join(', ')}.`, { field: 'provider' });
+      }
+      const cmkId = newId();
+      const identity = { cmkId, environmentId };
+      let clearConfig: Readonly<Record<string, unknown>>;
+      let storedConfig: Record<string, unknown>;
+      if (change.provider === PLATFORM_PROVIDER) {
+        if (change.config !== undefined && Object.keys(change.config).length > 0) {
+          throw new KeystrataError('invalid_request', 'A platform-managed CMK takes no config: keystrata generates it.', { field: 'config' });
+        }
+        clearConfig = { ...deps.platform.provision(identity) };
+        storedConfig = { ...clearConfig };
+      } else {
+        clearConfig = checkedConfig(factory.configSchema, change.config ?? {});
+        storedConfig = sealSecrets(clearConfig, factory.secretFields, deps.secretsKey, identity);
+      }
+
+      const current = await activeCmk(environmentId);
+      const ek = await store.getActiveEk(environmentId);
+      if (!ek) throw new KeystrataError('integrity_check_failed', 'The environment has no active environment key.');
+
+      const provider = providers.openConfig(change.provider, clearConfig, identity);
+      let material: Buffer | undefined;
+      try {
+        await testRoundTrip(provider, cmkId);
+        // The EK itself, unwrapped through the current CMK (or the cache), re-wrapped by the new one.
+        material = await hierarchy.withKeyById(environmentId, ek.id, (key) => Buffer.from(key.material));
+        const wrapped = await provider.wrap(material, ekWrapAad({ environmentId, ekId: ek.id, cmkId })).catch((error: unknown) => {
+          throw testFailure(error, change.provider);
+        });
+        const cmk: CmkRecord = { id: cmkId, environmentId, provider: change.provider, config: storedConfig, state: 'active', createdAt: new Date(clock.now()) };
+        const entry = await audit({
+          environment: env,
+          target: { environment: env.environment.name, cmkId, provider: change.provider, previousCmkId: current.id, previousProvider: current.provider, keyVersion: wrapped.keyVersion },
+        });
+        const replaced = await store.replaceCmk(
+          { environmentId, fromCmkId: current.id, cmk, ekId: ek.id, wrapped: wrapped.ciphertext, wrappingKeyVersion: wrapped.keyVersion },
+          entry,
+        );
+        if (!replaced) {
+          throw new KeystrataError('version_conflict', 'The environment CMK was changed by another request meanwhile; read it and retry.');
+        }
+        providers.evict(current.id);
+        await deps.probe?.(cmk).catch(() => undefined);
+        return view(cmk);
+      } finally {
+        zeroize(material);
+        await provider.close();
+      }
+    },
+  };
+}
