@@ -1,0 +1,179 @@
+import { DecryptCommand, DescribeKeyCommand, EncryptCommand, KMSClient, type KeyMetadata } from '@aws-sdk/client-kms';
+import { KEY_LENGTH, zeroize } from '../../core/bytes.js';
+import { CmkProviderError, isCmkProviderError, type CallOptions, type CmkDescription, type CmkProvider, type CmkProviderFactory, type ProviderIdentity, type WrapResult } from '../provider.js';
+import { AWS_KMS_PROVIDER, AWS_KMS_SECRET_FIELDS, AwsKmsConfigSchema, namesAlias, parseAwsKmsConfig, type AwsKmsConfig } from './aws-kms-config.js';
+import { describeFailure, directReason, kmsFailureOf, mapKmsError } from './aws-kms-errors.js';
+import { descriptionOf, refusalOf, requireSymmetric, versionOf } from './aws-kms-key-state.js';
+
+/**
+ * AWS KMS as the CMK: the EK is wrapped with KMS Encrypt under the customer's symmetric key and
+ * unwrapped with Decrypt, through the official client (@aws-sdk/client-kms).
+ *
+ * AAD binding is native: the AAD goes into the encryption context, which KMS authenticates, so a
+ * wrapped EK only decrypts with the same AAD (InvalidCiphertextException otherwise). Decrypt also
+ * names the configured KeyId, so a ciphertext of any other key is IncorrectKeyException instead of
+ * being decrypted by whatever key it names.
+ *
+ * The context also carries the environment id in the clear: customers can pin their key policy to
+ * their own environment (kms:EncryptionContext:keystrata-environment), so keystrata's shared AWS
+ * identity cannot be made to use their key for another tenant (the confused-deputy case).
+ *
+ * Versions: see versionOf. The version a wrap reports is read (DescribeKey) BEFORE Encrypt: if KMS
+ * rotates in between, keystrata records the older version for a key wrapped under the newer one and
+ * merely re-wraps it again later; the other order could record a key as current while it sits
+ * under material that an imported-key rotation may later delete.
+ */
+
+const AAD_CONTEXT_KEY = 'keystrata-aad';
+const ENVIRONMENT_CONTEXT_KEY = 'keystrata-environment';
+
+type Operation = 'Encrypt' | 'Decrypt' | 'DescribeKey';
+
+export class AwsKmsProvider implements CmkProvider {
+  readonly name = AWS_KMS_PROVIDER;
+  private readonly keyId: string;
+
+  constructor(
+    private readonly client: KMSClient,
+    config: AwsKmsConfig,
+    private readonly identity: ProviderIdentity,
+    private readonly now: () => Date = () => new Date(),
+  ) {
+    this.keyId = config.keyId;
+  }
+
+  async wrap(key: Buffer, aad: Buffer, options?: CallOptions): Promise<WrapResult> {
+    const metadata = await this.describeKey(options);
+    requireSymmetric(metadata, this.keyId);
+    // A key KMS already says it will refuse: report why without asking it to encrypt.
+    const refusal = refusalOf(metadata, this.keyId, false);
+    if (refusal) throw refusal;
+    const keyVersion = versionOf(metadata);
+    if (keyVersion === null) throw new CmkProviderError('key_expired', `AWS KMS key ${this.keyId} has no current key material`);
+    let ciphertext: Uint8Array | undefined;
+    try {
+      // The client copies the key into a base64 JSON string for the request body: a JS string
+      // cannot be wiped, which is the price of any HTTP KMS API (the request travels over TLS).
+      const answer = await this.client.send(new EncryptCommand({ KeyId: this.keyId, Plaintext: key, EncryptionContext: this.context(aad), EncryptionAlgorithm: 'SYMMETRIC_DEFAULT' }), {
+        abortSignal: options?.signal,
+      });
+      ciphertext = answer.CiphertextBlob;
+    } catch (error) {
+      throw await this.failure(error, 'Encrypt', options);
+    }
+    if (!ciphertext || ciphertext.length === 0) throw new CmkProviderError('unreachable', `AWS KMS Encrypt on ${this.keyId} answered without a ciphertext`);
+    return { ciphertext: Buffer.from(ciphertext), keyVersion };
+  }
+
+  /**
+   * `keyVersion` is not needed: a KMS ciphertext names its key material itself, and KMS keeps every
+   * material of a key (imported ones until they expire), so old wraps decrypt after rotations.
+   */
+  async unwrap(ciphertext: Buffer, aad: Buffer, _keyVersion: string | null, options?: CallOptions): Promise<Buffer> {
+    let plaintext: Uint8Array | undefined;
+    try {
+      const answer = await this.client.send(
+        new DecryptCommand({ CiphertextBlob: ciphertext, KeyId: this.keyId, EncryptionContext: this.context(aad), EncryptionAlgorithm: 'SYMMETRIC_DEFAULT' }),
+        { abortSignal: options?.signal },
+      );
+      plaintext = answer.Plaintext;
+    } catch (error) {
+      throw await this.failure(error, 'Decrypt', options);
+    }
+    if (!plaintext || plaintext.length !== KEY_LENGTH) {
+      zeroize(plaintext);
+      throw new CmkProviderError('invalid_ciphertext', `AWS KMS Decrypt on ${this.keyId} did not yield a ${KEY_LENGTH}-byte key`);
+    }
+    // Our own Buffer for the caller to own and zero; the client's copy is wiped now.
+    const key = Buffer.from(plaintext);
+    zeroize(plaintext);
+    return key;
+  }
+
+  async describe(options?: CallOptions): Promise<CmkDescription> {
+    let metadata: KeyMetadata;
+    try {
+      metadata = await this.fetchMetadata(options);
+    } catch (error) {
+      if (isCmkProviderError(error)) throw error;
+      const failure = kmsFailureOf(error);
+      const message = describeFailure('DescribeKey', this.keyId, failure);
+      if (directReason(failure) === 'credentials_rejected') return { state: 'credentials_expired', currentVersion: null, detail: message };
+      // A stored CMK passed a wrap + unwrap round trip, so a key (not an alias) KMS no longer knows
+      // was deleted at the end of its deletion waiting period.
+      if (failure.name === 'NotFoundException' && !namesAlias(this.keyId)) return { state: 'key_deleted', currentVersion: null, detail: message };
+      throw mapKmsError(error, 'DescribeKey', this.keyId);
+    }
+    requireSymmetric(metadata, this.keyId);
+    return descriptionOf(metadata, this.now());
+  }
+
+  async close(): Promise<void> {
+    this.client.destroy();
+  }
+
+  private context(aad: Buffer): Record<string, string> {
+    return { [AAD_CONTEXT_KEY]: aad.toString('base64'), [ENVIRONMENT_CONTEXT_KEY]: this.identity.environmentId };
+  }
+
+  /** DescribeKey as the client answers it: SDK errors are not mapped yet. */
+  private async fetchMetadata(options?: CallOptions): Promise<KeyMetadata> {
+    const metadata = (await this.client.send(new DescribeKeyCommand({ KeyId: this.keyId }), { abortSignal: options?.signal })).KeyMetadata;
+    if (!metadata) throw new CmkProviderError('unreachable', `AWS KMS DescribeKey on ${this.keyId} answered without key metadata`);
+    return metadata;
+  }
+
+  private async describeKey(options?: CallOptions): Promise<KeyMetadata> {
+    try {
+      return await this.fetchMetadata(options);
+    } catch (error) {
+      throw await this.failure(error, 'DescribeKey', options);
+    }
+  }
+
+  /** The CmkProviderError for a failed call; asks DescribeKey when the error alone does not say why. */
+  private async failure(error: unknown, operation: Operation, options?: CallOptions): Promise<CmkProviderError> {
+    const failure = kmsFailureOf(error);
+    if (directReason(failure) !== undefined) return mapKmsError(error, operation, this.keyId);
+    const message = describeFailure(operation, this.keyId, failure);
+    if (failure.name === 'NotFoundException') {
+      // Decrypt of a ciphertext this key made (the KeyId check guarantees that) proves the key
+      // existed; KMS not knowing it now means it was deleted — unless keyId is an alias, which can
+      // be removed while its key lives on.
+      if (operation === 'Decrypt' && !namesAlias(this.keyId)) {
+        return new CmkProviderError('key_destroyed', `${message}: the key was deleted from AWS KMS; what it wrapped cannot be decrypted again`);
+      }
+      const hint = namesAlias(this.keyId) ? ': the alias was removed (re-create it for the same key) or its key was deleted' : ': wrong key id, region or account, or a deleted key';
+      return new CmkProviderError('key_not_found', message + hint);
+    }
+    // KMSInvalidStateException does not say which state: ask. If asking fails too, the key is
+    // still not usable now; key_disabled is the reversible reading of that.
+    if (operation !== 'DescribeKey') {
+      const metadata = await this.describeKey(options).catch(() => undefined);
+      const refusal = metadata && refusalOf(metadata, this.keyId, operation === 'Decrypt');
+      if (refusal) return new CmkProviderError(refusal.reason, refusal.message);
+    }
+    return new CmkProviderError('key_disabled', `${message}: the key is not usable in its current state`);
+  }
+}
+
+export const awsKmsProviderFactory: CmkProviderFactory = {
+  name: AWS_KMS_PROVIDER,
+  configSchema: AwsKmsConfigSchema,
+  secretFields: AWS_KMS_SECRET_FIELDS,
+  open(config, identity) {
+    const parsed = parseAwsKmsConfig(config);
+    // Constructing the client touches no network: credentials (static, or the default chain) and
+    // the endpoint are resolved on the first call. One attempt per call: the registry's deadline
+    // bounds each call, and retries stacking up behind a throttling KMS would only add load.
+    const client = new KMSClient({
+      region: parsed.region,
+      maxAttempts: 1,
+      ...(parsed.endpoint ? { endpoint: parsed.endpoint } : {}),
+      ...(parsed.accessKeyId && parsed.secretAccessKey
+        ? { credentials: { accessKeyId: parsed.accessKeyId, secretAccessKey: parsed.secretAccessKey, ...(parsed.sessionToken ? { sessionToken: parsed.sessionToken } : {}) } }
+        : {}),
+    });
+    return new AwsKmsProvider(client, parsed, identity);
+  },
+};
