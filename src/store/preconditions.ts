@@ -4,8 +4,8 @@
  * database and surface much later as an undecryptable key, so both stores refuse it up front.
  */
 import type {
-  AuditAppend, ClientPatch, ClientRecord, ClientTokenRecord, ClientUsageDelta, KeyRecord, NewEnvironment, ObjectRecord, ObjectVersionRecord,
-  WorkspaceRecord,
+  AuditAppend, ClientPatch, ClientRecord, ClientTokenRecord, ClientUsageDelta, CmkHealthRecord, CmkReplacement, EkRewrap, KeyRecord, NewEnvironment,
+  ObjectRecord, ObjectVersionRecord, WorkspaceRecord,
 } from './store.js';
 import { AUDIT_SEALINGS, CLIENT_ROLES, SCOPED_KINDS } from './rows.js';
 
@@ -143,4 +143,46 @@ export function checkUsageDeltas(deltas: readonly ClientUsageDelta[]): void {
     needs(isDate(d.lastUsedAt), 'usage lastUsedAt must be a valid Date');
     needs(typeof d.lastUsedIp === 'string', 'usage lastUsedIp must be a string');
   }
+}
+
+/** The most CMKs one listActiveCmks call returns. */
+export const MAX_CMK_PAGE = 1000;
+
+function isNewWrapping(wrapped: unknown, wrappingKeyVersion: unknown): boolean {
+  return Buffer.isBuffer(wrapped) && wrapped.length > 0 && typeof wrappingKeyVersion === 'string';
+}
+
+export function checkCmkReplacement(change: CmkReplacement): void {
+  const { cmk } = change;
+  /* Precondition: the new CMK is a different, active CMK of the environment being moved. */
+  needs(cmk.environmentId === change.environmentId, 'cmk.environmentId must be the environment id');
+  needs(cmk.state === 'active', 'the new cmk must be active');
+  needs(cmk.id !== change.fromCmkId, 'the new cmk must not be fromCmkId');
+  needs(isDate(cmk.createdAt), 'cmk createdAt must be a valid Date');
+  /* Precondition: the EK's new wrapping is bytes, with the CMK version that made them. */
+  needs(isNewWrapping(change.wrapped, change.wrappingKeyVersion), 'wrapped must be a non-empty Buffer and wrappingKeyVersion a string');
+}
+
+export function checkEkRewrap(change: EkRewrap): void {
+  /* Precondition: the compare-and-set compares bytes, and the new wrapping names the CMK version that made it. */
+  needs(Buffer.isBuffer(change.expectedWrapped), 'expectedWrapped must be a Buffer');
+  needs(isNewWrapping(change.wrapped, change.wrappingKeyVersion), 'wrapped must be a non-empty Buffer and wrappingKeyVersion a string');
+}
+
+export function checkCmkListing(excludeProviders: readonly string[], limit: number, afterId: string | undefined): void {
+  /* Precondition: a page holds 1..1000 CMKs and starts after an id, if any. */
+  needs(isStrings(excludeProviders), 'excludeProviders must be an array of strings');
+  needs(Number.isSafeInteger(limit) && limit >= 1 && limit <= MAX_CMK_PAGE, `limit must be an integer from 1 to ${MAX_CMK_PAGE}`);
+  needs(afterId === undefined || typeof afterId === 'string', 'afterId must be a string when given');
+}
+
+export function checkCmkHealth(record: CmkHealthRecord): void {
+  /* Precondition: a probe result names its CMK and state and carries valid times (null: not known). */
+  needs(typeof record.cmkId === 'string' && record.cmkId !== '', 'health cmkId must be a non-empty string');
+  needs(typeof record.state === 'string' && record.state !== '', 'health state must be a non-empty string');
+  needs(isDate(record.since) && isDate(record.checkedAt), 'health since and checkedAt must be valid Dates');
+  needs(record.expiresAt === null || isDate(record.expiresAt), 'health expiresAt must be a valid Date or null');
+  needs(record.deletionAt === null || isDate(record.deletionAt), 'health deletionAt must be a valid Date or null');
+  needs(record.currentVersion === null || typeof record.currentVersion === 'string', 'health currentVersion must be a string or null');
+  needs(record.detail === null || typeof record.detail === 'string', 'health detail must be a string or null');
 }

@@ -13,6 +13,7 @@ import type {
   ClientRole,
   ClientTokenRecord,
   ClientWithUsage,
+  CmkHealthRecord,
   CmkRecord,
   EnvironmentRecord,
   KeyKind,
@@ -52,6 +53,17 @@ export interface CmkRow {
   readonly config: DbJson;
   readonly state: string;
   readonly created_at: DbTime;
+}
+
+export interface CmkHealthRow {
+  readonly cmk_id: string;
+  readonly state: string;
+  readonly since: DbTime;
+  readonly checked_at: DbTime;
+  readonly current_version: string | null;
+  readonly expires_at: DbTime | null;
+  readonly deletion_at: DbTime | null;
+  readonly detail: string | null;
 }
 
 export interface KeyRow {
@@ -157,6 +169,7 @@ export const COLUMNS = {
   workspaces: ['id', 'name', 'created_at'],
   environments: ['id', 'workspace_id', 'name', 'created_at'],
   cmks: ['id', 'environment_id', 'provider', 'config', 'state', 'created_at'],
+  cmk_health: ['cmk_id', 'state', 'since', 'checked_at', 'current_version', 'expires_at', 'deletion_at', 'detail'],
   keys: ['id', 'environment_id', 'kind', 'scope_id', 'hour_start', 'parent_id', 'wrapped', 'wrapping_key_version', 'state', 'created_at'],
   objects: ['id', 'environment_id', 'name', 'context', 'context_key_id', 'metadata', 'version', 'created_at', 'updated_at'],
   object_versions: ['object_id', 'version', 'data_key_id', 'wrapped_data_key', 'ciphertext', 'created_at'],
@@ -260,6 +273,19 @@ export function toCmk(row: CmkRow): CmkRecord {
     config: jsonObject(row.config, 'cmks.config'),
     state: keyState(row.state),
     createdAt: toDate(row.created_at),
+  };
+}
+
+export function toCmkHealth(row: CmkHealthRow): CmkHealthRecord {
+  return {
+    cmkId: row.cmk_id,
+    state: row.state,
+    since: toDate(row.since),
+    checkedAt: toDate(row.checked_at),
+    currentVersion: row.current_version,
+    expiresAt: row.expires_at === null ? null : toDate(row.expires_at),
+    deletionAt: row.deletion_at === null ? null : toDate(row.deletion_at),
+    detail: row.detail,
   };
 }
 

@@ -3,8 +3,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import { newId } from '../../src/core/bytes.js';
 import {
   AUDIT_GENESIS_LINK,
-  type AuditAppend, type AuditEntryDraft, type AuditEntryRecord, type AuditLinker, type ClientRecord, type ClientTokenRecord, type KeyKind,
-  type KeyRecord, type NewEnvironment, type ObjectRecord, type ObjectVersionRecord, type WorkspaceRecord,
+  type AuditAppend, type AuditEntryDraft, type AuditEntryRecord, type AuditLinker, type ClientRecord, type ClientTokenRecord, type CmkHealthRecord,
+  type CmkRecord, type KeyKind, type KeyRecord, type NewEnvironment, type ObjectRecord, type ObjectVersionRecord, type WorkspaceRecord,
 } from '../../src/store/store.js';
 
 export function wrappedKey(): Buffer {
@@ -27,6 +27,20 @@ export function newEnvironment(workspaceId: string, name = 'production', created
 export function newWorkspace(name = 'Acme', createdAt = new Date()): { workspace: WorkspaceRecord; first: NewEnvironment } {
   const workspace = { id: newId(), name, createdAt };
   return { workspace, first: newEnvironment(workspace.id, 'production', createdAt) };
+}
+
+/** A customer-managed CMK (active) of the environment; the store keeps its config as opaque JSON. */
+export function newCmk(environmentId: string, provider = 'aws-kms', fields: Partial<CmkRecord> = {}): CmkRecord {
+  return {
+    id: newId(), environmentId, provider, state: 'active', createdAt: new Date(),
+    config: { keyArn: `arn:aws:kms:eu-west-1:111122223333:key/${newId()}`, sealed: { secretAccessKey: randomBytes(24).toString('base64url') } },
+    ...fields,
+  };
+}
+
+/** A probe result entering `state` at `at` (since = checkedAt = at, as a probe that sees a new state reports it). */
+export function cmkHealth(cmkId: string, state: string, at: Date, fields: Partial<CmkHealthRecord> = {}): CmkHealthRecord {
+  return { cmkId, state, since: at, checkedAt: at, currentVersion: null, expiresAt: null, deletionAt: null, detail: null, ...fields };
 }
 
 export function key(environmentId: string, kind: KeyKind, fields: Partial<KeyRecord> = {}): KeyRecord {

@@ -11,6 +11,7 @@ import type { Store } from '../../src/store/store.js';
 import { BACKENDS, type StoreLocation } from './backends.js';
 import { auditContract } from './contract/audit.js';
 import { clientContract } from './contract/clients.js';
+import { cmkContract } from './contract/cmks.js';
 import type { ContractContext } from './contract/context.js';
 import { keyContract } from './contract/keys.js';
 import { objectContract } from './contract/objects.js';
@@ -83,6 +84,7 @@ for (const backend of BACKENDS) {
     persistenceContract(ctx);
     clientContract(ctx);
     auditContract(ctx);
+    cmkContract(ctx);
   });
 }
 

@@ -146,6 +146,27 @@ CREATE TABLE audit_heads (
 );
 `,
   },
+  {
+    version: 3,
+    description: 'cmk_health; index of active cmks',
+    sql: `
+-- The last probe result of each CMK. state is a provider health state (src/providers/provider.ts),
+-- not checked here: a new state must not need a migration.
+CREATE TABLE cmk_health (
+  cmk_id          text PRIMARY KEY REFERENCES cmks (id),
+  state           text NOT NULL CHECK (state <> ''),
+  since           timestamptz NOT NULL,
+  checked_at      timestamptz NOT NULL,
+  current_version text,
+  expires_at      timestamptz,
+  deletion_at     timestamptz,
+  detail          text
+);
+
+-- The health probe pages through the active CMKs in id order (COLLATE "C", as SQLite compares).
+CREATE INDEX cmks_active ON cmks (id COLLATE "C") WHERE state = 'active';
+`,
+  },
 ];
 
 /** Schema names are interpolated into SQL and connection options, so only plain identifiers pass. */

@@ -9,14 +9,14 @@ import { chainEntries, groupByWorkspace } from '../audit-chain.js';
 import { mergeUsageDeltas } from '../client-usage.js';
 import { decodeNameCursor, decodeWorkspaceCursor, encodeNameCursor, encodeWorkspaceCursor, toPage } from '../cursor.js';
 import {
-  checkAudit, checkAuditPage, checkAuditWorkspace, checkClientPatch, checkClientToken, checkKey, checkLimit, checkNewClient, checkNewEnvironment,
-  checkNewObject, checkNextVersion, checkRotationTimes, checkUsageDeltas,
+  checkAudit, checkAuditPage, checkAuditWorkspace, checkClientPatch, checkClientToken, checkCmkHealth, checkCmkListing, checkCmkReplacement, checkEkRewrap,
+  checkKey, checkLimit, checkNewClient, checkNewEnvironment, checkNewObject, checkNextVersion, checkRotationTimes, checkUsageDeltas,
 } from '../preconditions.js';
 import {
-  SCOPED_KINDS, kindCounts, toAuditEntry, toAuditHead, toClient, toClientToken, toClientTokenJoin, toClientWithUsage, toCmk, toEnvironment, toKey,
-  toObject, toObjectVersion, toWorkspace,
-  type AuditEntryRow, type AuditHeadRow, type ClientRow, type ClientTokenRow, type ClientUsageRow, type EnvironmentRow, type KeyRow,
-  type KindCountRow, type ObjectRow, type ObjectVersionRow, type SettingRow, type WorkspaceRow,
+  SCOPED_KINDS, kindCounts, toAuditEntry, toAuditHead, toClient, toClientToken, toClientTokenJoin, toClientWithUsage, toCmk, toCmkHealth, toEnvironment,
+  toKey, toObject, toObjectVersion, toWorkspace,
+  type AuditEntryRow, type AuditHeadRow, type ClientRow, type ClientTokenRow, type ClientUsageRow, type CmkHealthRow, type CmkRow, type EnvironmentRow,
+  type KeyRow, type KindCountRow, type ObjectRow, type ObjectVersionRow, type SettingRow, type WorkspaceRow,
 } from '../rows.js';
 import {
   AUDIT_GENESIS_LINK, StoreConflictError,
@@ -141,7 +141,7 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
 
   const insertEnvironmentRows = async (client: PoolClient, env: NewEnvironment): Promise<void> => {
     await run(client, 'insertEnvironment', values.environment(env));
-    await run(client, 'insertCmk', values.cmk(env));
+    await run(client, 'insertCmk', values.cmk(env.cmk));
     await run(client, 'insertEk', values.key(env.ek));
   };
 
@@ -175,6 +175,13 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     if (!env) throw new Error(`store: environment ${environmentId} vanished inside a transaction`);
     checkAuditWorkspace(audit, env.workspace_id);
     await appendAuditInTx(client, audit);
+  };
+
+  /** For a change to a CMK: its audit must be about the workspace of the CMK's environment. */
+  const appendCmkAuditInTx = async (client: PoolClient, cmkId: string, audit: AuditAppend): Promise<void> => {
+    const cmk = await first<CmkRow>(client, 'getCmk', [cmkId]);
+    if (!cmk) throw new Error(`store: CMK ${cmkId} vanished inside a transaction`);
+    await appendEnvironmentAuditInTx(client, cmk.environment_id, audit);
   };
 
   /** Runs one statement on its own, or in a transaction with the audit entries when there are some. */
@@ -261,6 +268,81 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
 
     getCmk: (id) => one('getCmk', [id], toCmk),
     getActiveCmk: (environmentId) => one('getActiveCmk', [environmentId], toCmk),
+    async replaceCmk(change, audit) {
+      checkCmkReplacement(change);
+      if (audit) checkAudit(audit);
+      const { environmentId, ekId, fromCmkId } = change;
+      try {
+        return await transaction(async (client) => {
+          // The compare-and-set, on the locked EK: the environment is still on fromCmkId, through the EK the caller re-wrapped.
+          const ek = await first<Pick<KeyRow, 'id' | 'parent_id'>>(client, 'lockActiveEk', [environmentId]);
+          if (!ek || ek.id !== ekId || ek.parent_id !== fromCmkId) return false;
+          // No row: the EK names a CMK that is not this environment's, so it has no active CMK to move from.
+          if (((await run(client, 'retireCmk', [fromCmkId, environmentId])).rowCount ?? 0) === 0) return false;
+          await run(client, 'insertCmk', values.cmk(change.cmk));
+          await run(client, 'moveEk', [environmentId, ekId, change.cmk.id, change.wrapped, change.wrappingKeyVersion]);
+          if (audit) await appendEnvironmentAuditInTx(client, environmentId, audit);
+          return true;
+        }, READ_COMMITTED);
+      } catch (error) {
+        throw conflict(error, 'a CMK with that id');
+      }
+    },
+    async rewrapEk(change, audit) {
+      checkEkRewrap(change);
+      if (audit) checkAudit(audit);
+      const params = [change.wrapped, change.wrappingKeyVersion, change.environmentId, change.ekId, change.cmkId, change.expectedWrapped];
+      try {
+        return await audited(
+          audit,
+          async (db) => ((await run(db, 'casEkWrapping', params)).rowCount ?? 0) > 0,
+          async (client, a, updated) => {
+            if (updated) await appendEnvironmentAuditInTx(client, change.environmentId, a);
+          },
+        );
+      } catch (error) {
+        throw conflict(error, 'an audit entry with that id');
+      }
+    },
+    async listActiveCmks({ excludeProviders, limit, afterId }) {
+      checkCmkListing(excludeProviders, limit, afterId);
+      const excluded = [...excludeProviders];
+      const result = afterId === undefined
+        ? await run<CmkRow>(pool, 'listActiveCmks', [excluded, limit])
+        : await run<CmkRow>(pool, 'listActiveCmksAfter', [excluded, afterId, limit]);
+      return result.rows.map(toCmk);
+    },
+    getCmkHealth: (cmkId) => one('getCmkHealth', [cmkId], toCmkHealth),
+    async putCmkHealth(record, auditIfChanged) {
+      checkCmkHealth(record);
+      const params = values.cmkHealth(record);
+      // Without an audit the upsert alone decides since (its CASE), atomically.
+      if (!auditIfChanged) return toCmkHealth((await first<CmkHealthRow>(pool, 'putCmkHealth', params))!);
+      checkAudit(auditIfChanged);
+      try {
+        const row = await transaction(async (client) => {
+          // Locked before it is read, so the state compared is the one this upsert replaces: of two
+          // probes seeing the same new state, the second waits and then finds it unchanged.
+          let before = await first<Pick<CmkHealthRow, 'state'>>(client, 'lockCmkHealth', [record.cmkId]);
+          if (!before) {
+            const inserted = await first<CmkHealthRow>(client, 'insertCmkHealth', params);
+            if (inserted) {
+              await appendCmkAuditInTx(client, record.cmkId, auditIfChanged);
+              return inserted;
+            }
+            // A concurrent probe inserted the row first; DO NOTHING waited for it to commit, so it is there to lock.
+            before = await first<Pick<CmkHealthRow, 'state'>>(client, 'lockCmkHealth', [record.cmkId]);
+            if (!before) throw new Error(`store: the health of CMK ${record.cmkId} vanished inside a transaction`);
+          }
+          const stored = (await first<CmkHealthRow>(client, 'putCmkHealth', params))!;
+          if (before.state !== record.state) await appendCmkAuditInTx(client, record.cmkId, auditIfChanged);
+          return stored;
+        }, READ_COMMITTED);
+        return toCmkHealth(row);
+      } catch (error) {
+        throw conflict(error, 'an audit entry with that id');
+      }
+    },
 
     getKey: (environmentId, keyId) => one('getKey', [environmentId, keyId], toKey),
     getActiveEk: (environmentId) => one('getActiveEk', [environmentId], toKey),

@@ -4,8 +4,8 @@
  */
 import { COLUMNS, clientUsageCols, cols, type Table } from '../rows.js';
 import type {
-  AuditEntryRecord, AuditHead, ClientPatch, ClientRecord, ClientTokenRecord, ClientUsageDelta, KeyRecord, NewEnvironment, ObjectRecord, ObjectVersionRecord,
-  WorkspaceRecord,
+  AuditEntryRecord, AuditHead, ClientPatch, ClientRecord, ClientTokenRecord, ClientUsageDelta, CmkHealthRecord, CmkRecord, KeyRecord, NewEnvironment,
+  ObjectRecord, ObjectVersionRecord, WorkspaceRecord,
 } from '../store.js';
 
 function insert(table: Table, suffix = ''): string {
@@ -16,6 +16,8 @@ function insert(table: Table, suffix = ''): string {
 const W = cols('workspaces');
 const E = cols('environments');
 const K = cols('keys');
+const CM = cols('cmks');
+const H = cols('cmk_health');
 const O = cols('objects');
 const V = cols('object_versions');
 const C = cols('clients');
@@ -46,9 +48,34 @@ export const SQL = {
   getEnvironment: `SELECT ${E} FROM environments WHERE id = $1`,
 
   insertCmk: insert('cmks'),
-  getCmk: `SELECT ${cols('cmks')} FROM cmks WHERE id = $1`,
+  getCmk: `SELECT ${CM} FROM cmks WHERE id = $1`,
   getActiveCmk: `SELECT ${cols('cmks', 'c')} FROM keys k JOIN cmks c ON c.id = k.parent_id AND c.environment_id = k.environment_id
     WHERE k.environment_id = $1 AND k.kind = 'ek' AND k.state = 'active'`,
+  // A CMK replacement locks the environment's active EK first: a concurrent replacement (or re-wrap)
+  // waits for it, and at READ COMMITTED then reads the EK as the winner left it, so its
+  // compare-and-set on the parent fails instead of both succeeding.
+  lockActiveEk: `SELECT id, parent_id FROM keys WHERE environment_id = $1 AND kind = 'ek' AND state = 'active' FOR UPDATE`,
+  retireCmk: `UPDATE cmks SET state = 'decrypt-only' WHERE id = $1 AND environment_id = $2`,
+  moveEk: `UPDATE keys SET parent_id = $3, wrapped = $4, wrapping_key_version = $5 WHERE environment_id = $1 AND id = $2 AND kind = 'ek'`,
+  // The compare-and-set of a re-wrap in one statement: a concurrent one waits for the row lock, then
+  // re-checks the bytes against the row the first left, and so matches nothing.
+  casEkWrapping: `UPDATE keys SET wrapped = $1, wrapping_key_version = $2
+    WHERE environment_id = $3 AND id = $4 AND kind = 'ek' AND parent_id = $5 AND wrapped = $6`,
+  // <> ALL of an empty array is true: nothing excluded.
+  listActiveCmks: `SELECT ${CM} FROM cmks WHERE state = 'active' AND provider <> ALL ($1::text[]) ORDER BY id COLLATE "C" LIMIT $2`,
+  listActiveCmksAfter: `SELECT ${CM} FROM cmks WHERE state = 'active' AND provider <> ALL ($1::text[]) AND id COLLATE "C" > $2
+    ORDER BY id COLLATE "C" LIMIT $3`,
+
+  getCmkHealth: `SELECT ${H} FROM cmk_health WHERE cmk_id = $1`,
+  lockCmkHealth: 'SELECT state FROM cmk_health WHERE cmk_id = $1 FOR UPDATE',
+  insertCmkHealth: insert('cmk_health', ` ON CONFLICT (cmk_id) DO NOTHING RETURNING ${H}`),
+  // An unchanged state keeps the stored since. ON CONFLICT DO UPDATE locks the row and evaluates
+  // the CASE against its newest version, so this holds across nodes without a transaction.
+  putCmkHealth: `${insert('cmk_health')} ON CONFLICT (cmk_id) DO UPDATE SET state = excluded.state,
+    since = CASE WHEN cmk_health.state = excluded.state THEN cmk_health.since ELSE excluded.since END,
+    checked_at = excluded.checked_at, current_version = excluded.current_version, expires_at = excluded.expires_at,
+    deletion_at = excluded.deletion_at, detail = excluded.detail
+    RETURNING ${H}`,
 
   // No conflict target: DO NOTHING then covers every unique index, the partial ones included.
   insertKey: insert('keys', ' ON CONFLICT DO NOTHING'),
@@ -137,7 +164,8 @@ export type StatementName = keyof typeof SQL;
 export const values = {
   workspace: (w: WorkspaceRecord): unknown[] => [w.id, w.name, w.createdAt],
   environment: ({ environment: e }: NewEnvironment): unknown[] => [e.id, e.workspaceId, e.name, e.createdAt],
-  cmk: ({ cmk: c }: NewEnvironment): unknown[] => [c.id, c.environmentId, c.provider, JSON.stringify(c.config), c.state, c.createdAt],
+  cmk: (c: CmkRecord): unknown[] => [c.id, c.environmentId, c.provider, JSON.stringify(c.config), c.state, c.createdAt],
+  cmkHealth: (h: CmkHealthRecord): unknown[] => [h.cmkId, h.state, h.since, h.checkedAt, h.currentVersion, h.expiresAt, h.deletionAt, h.detail],
   key: (k: KeyRecord): unknown[] => [
     k.id, k.environmentId, k.kind, k.scopeId, k.hourStart, k.parentId, k.wrapped, k.wrappingKeyVersion, k.state, k.createdAt,
   ],

@@ -145,6 +145,27 @@ CREATE TABLE audit_heads (
 ) STRICT;
 `,
   },
+  {
+    version: 3,
+    description: 'cmk_health; index of active cmks',
+    sql: `
+-- The last probe result of each CMK. state is a provider health state (src/providers/provider.ts),
+-- not checked here: a new state must not need a migration.
+CREATE TABLE cmk_health (
+  cmk_id          TEXT PRIMARY KEY REFERENCES cmks (id),
+  state           TEXT NOT NULL CHECK (state <> ''),
+  since           INTEGER NOT NULL,
+  checked_at      INTEGER NOT NULL,
+  current_version TEXT,
+  expires_at      INTEGER,
+  deletion_at     INTEGER,
+  detail          TEXT
+) STRICT;
+
+-- The health probe pages through the active CMKs in id order.
+CREATE INDEX cmks_active ON cmks (id) WHERE state = 'active';
+`,
+  },
 ];
 
 /**

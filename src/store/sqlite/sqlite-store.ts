@@ -13,22 +13,22 @@ import { chainEntries, groupByWorkspace } from '../audit-chain.js';
 import { mergeUsageDeltas } from '../client-usage.js';
 import { decodeNameCursor, decodeWorkspaceCursor, encodeNameCursor, encodeWorkspaceCursor, toPage } from '../cursor.js';
 import {
-  checkAudit, checkAuditPage, checkAuditWorkspace, checkClientPatch, checkClientToken, checkKey, checkLimit, checkNewClient, checkNewEnvironment,
-  checkNewObject, checkNextVersion, checkRotationTimes, checkUsageDeltas,
+  checkAudit, checkAuditPage, checkAuditWorkspace, checkClientPatch, checkClientToken, checkCmkHealth, checkCmkListing, checkCmkReplacement, checkEkRewrap,
+  checkKey, checkLimit, checkNewClient, checkNewEnvironment, checkNewObject, checkNextVersion, checkRotationTimes, checkUsageDeltas,
 } from '../preconditions.js';
 import {
-  SCOPED_KINDS, kindCounts, toAuditEntry, toAuditHead, toClient, toClientToken, toClientTokenJoin, toClientWithUsage, toCmk, toEnvironment, toKey,
-  toObject, toObjectVersion, toWorkspace, type KeyRow,
+  SCOPED_KINDS, kindCounts, toAuditEntry, toAuditHead, toClient, toClientToken, toClientTokenJoin, toClientWithUsage, toCmk, toCmkHealth, toEnvironment,
+  toKey, toObject, toObjectVersion, toWorkspace, type CmkHealthRow, type KeyRow,
 } from '../rows.js';
 import {
   StoreConflictError,
-  type AuditAppend, type ClientPatch, type ClientRecord, type ClientTokenRecord, type KeyRecord, type NewEnvironment, type ObjectRecord,
-  type ObjectVersionRecord, type Store, type WorkspaceRecord,
+  type AuditAppend, type ClientPatch, type ClientRecord, type ClientTokenRecord, type CmkHealthRecord, type CmkReplacement, type EkRewrap, type KeyRecord,
+  type NewEnvironment, type ObjectRecord, type ObjectVersionRecord, type Store, type WorkspaceRecord,
 } from '../store.js';
 import { migrateSqlite } from './migrations.js';
 import {
-  auditHeadParams, auditParams, clientParams, cmkParams, environmentParams, keyParams, objectParams, patchParams, prepareStatements, tokenParams,
-  usageParams, versionParams, workspaceParams,
+  auditHeadParams, auditParams, clientParams, cmkHealthParams, cmkParams, environmentParams, keyParams, objectParams, patchParams, prepareStatements,
+  tokenParams, usageParams, versionParams, workspaceParams,
 } from './statements.js';
 
 export interface SqliteStoreOptions {
@@ -74,7 +74,7 @@ export async function openSqliteStore(options: SqliteStoreOptions): Promise<Stor
 
   const insertEnvironmentRows = (env: NewEnvironment): void => {
     q.insertEnvironment.run(environmentParams(env));
-    q.insertCmk.run(cmkParams(env));
+    q.insertCmk.run(cmkParams(env.cmk));
     q.insertEk.run(keyParams(env.ek));
   };
 
@@ -99,12 +99,22 @@ export async function openSqliteStore(options: SqliteStoreOptions): Promise<Stor
     appendAuditInTx(audit);
   };
 
+  /** For a change to a CMK: its audit must be about the workspace of the CMK's environment. */
+  const appendCmkAuditInTx = (cmkId: string, audit: AuditAppend): void => {
+    const cmk = q.getCmk.get(cmkId);
+    if (!cmk) throw new Error(`store: CMK ${cmkId} vanished inside a transaction`);
+    appendEnvironmentAuditInTx(cmk.environment_id, audit);
+  };
+
   const identityWinner = (key: KeyRecord): KeyRow | undefined => {
     if (key.kind === 'hourly') return q.getHourly.get(key.environmentId, key.hourStart ?? Number.NaN);
     if (SCOPED_KINDS.includes(key.kind)) return q.getScoped.get(key.environmentId, key.kind, key.scopeId ?? '');
     if (key.state !== 'active') return undefined;
     return key.kind === 'log' ? q.getActiveLog.get(key.environmentId) : q.getActiveEk.get(key.environmentId);
   };
+
+  const casEkWrapping = (c: EkRewrap): number =>
+    q.casEkWrapping.run(c.wrapped, c.wrappingKeyVersion, c.environmentId, c.ekId, c.cmkId, c.expectedWrapped).changes;
 
   const tx = {
     putSettingIfAbsent: db.transaction((name: string, value: string): string => {
@@ -119,6 +129,32 @@ export async function openSqliteStore(options: SqliteStoreOptions): Promise<Stor
     createEnvironment: db.transaction((env: NewEnvironment, audit: AuditAppend | undefined) => {
       insertEnvironmentRows(env);
       if (audit) appendAuditInTx(audit);
+    }),
+    replaceCmk: db.transaction((change: CmkReplacement, audit: AuditAppend | undefined): boolean => {
+      // The compare-and-set: the environment is still on fromCmkId, through the EK the caller re-wrapped.
+      const ek = q.getActiveEk.get(change.environmentId);
+      if (!ek || ek.id !== change.ekId || ek.parent_id !== change.fromCmkId) return false;
+      // No row: the EK names a CMK that is not this environment's, so it has no active CMK to move from.
+      if (q.retireCmk.run(change.fromCmkId, change.environmentId).changes === 0) return false;
+      q.insertCmk.run(cmkParams(change.cmk));
+      q.moveEk.run({
+        environment_id: change.environmentId, id: change.ekId, parent_id: change.cmk.id, wrapped: change.wrapped,
+        wrapping_key_version: change.wrappingKeyVersion,
+      });
+      if (audit) appendEnvironmentAuditInTx(change.environmentId, audit);
+      return true;
+    }),
+    rewrapEk: db.transaction((change: EkRewrap, audit: AuditAppend | undefined): boolean => {
+      if (casEkWrapping(change) === 0) return false;
+      if (audit) appendEnvironmentAuditInTx(change.environmentId, audit);
+      return true;
+    }),
+    putCmkHealth: db.transaction((record: CmkHealthRecord, audit: AuditAppend): CmkHealthRow => {
+      // Inside the IMMEDIATE transaction no other process can write between this read and the upsert.
+      const before = q.getCmkHealth.get(record.cmkId);
+      const row = q.putCmkHealth.get(cmkHealthParams(record))!;
+      if (!before || before.state !== record.state) appendCmkAuditInTx(record.cmkId, audit);
+      return row;
     }),
     insertKeyIfAbsent: db.transaction((key: KeyRecord): KeyRecord => {
       if (q.insertKey.run(keyParams(key)).changes === 1) return key;
@@ -243,6 +279,46 @@ export async function openSqliteStore(options: SqliteStoreOptions): Promise<Stor
     async getActiveCmk(environmentId) {
       const row = q.getActiveCmk.get(environmentId);
       return row && toCmk(row);
+    },
+    async replaceCmk(change, audit) {
+      checkCmkReplacement(change);
+      if (audit) checkAudit(audit);
+      try {
+        return tx.replaceCmk.immediate(change, audit);
+      } catch (error) {
+        throw conflict(error, 'a CMK with that id');
+      }
+    },
+    async rewrapEk(change, audit) {
+      checkEkRewrap(change);
+      if (!audit) return casEkWrapping(change) > 0;
+      checkAudit(audit);
+      try {
+        return tx.rewrapEk.immediate(change, audit);
+      } catch (error) {
+        throw conflict(error, 'an audit entry with that id');
+      }
+    },
+    async listActiveCmks({ excludeProviders, limit, afterId }) {
+      checkCmkListing(excludeProviders, limit, afterId);
+      const excluded = JSON.stringify(excludeProviders);
+      const rows = afterId === undefined ? q.listActiveCmks.all(excluded, limit) : q.listActiveCmksAfter.all(excluded, afterId, limit);
+      return rows.map(toCmk);
+    },
+    async getCmkHealth(cmkId) {
+      const row = q.getCmkHealth.get(cmkId);
+      return row && toCmkHealth(row);
+    },
+    async putCmkHealth(record, auditIfChanged) {
+      checkCmkHealth(record);
+      // Without an audit the upsert alone decides since (its CASE), atomically.
+      if (!auditIfChanged) return toCmkHealth(q.putCmkHealth.get(cmkHealthParams(record))!);
+      checkAudit(auditIfChanged);
+      try {
+        return toCmkHealth(tx.putCmkHealth.immediate(record, auditIfChanged));
+      } catch (error) {
+        throw conflict(error, 'an audit entry with that id');
+      }
     },
 
     async getKey(environmentId, keyId) {

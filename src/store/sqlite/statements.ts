@@ -5,12 +5,12 @@
 import type Database from 'better-sqlite3';
 import {
   COLUMNS, clientUsageCols, cols,
-  type AuditEntryRow, type AuditHeadRow, type ClientRow, type ClientTokenJoinRow, type ClientTokenRow, type ClientUsageRow, type CmkRow,
-  type EnvironmentRow, type KeyRow, type KindCountRow, type ObjectRow, type ObjectVersionRow, type SettingRow, type Table, type WorkspaceRow,
+  type AuditEntryRow, type AuditHeadRow, type ClientRow, type ClientTokenJoinRow, type ClientTokenRow, type ClientUsageRow, type CmkHealthRow,
+  type CmkRow, type EnvironmentRow, type KeyRow, type KindCountRow, type ObjectRow, type ObjectVersionRow, type SettingRow, type Table, type WorkspaceRow,
 } from '../rows.js';
 import type {
-  AuditEntryRecord, AuditHead, ClientPatch, ClientRecord, ClientTokenRecord, ClientUsageDelta, KeyRecord, NewEnvironment, ObjectRecord,
-  ObjectVersionRecord, WorkspaceRecord,
+  AuditEntryRecord, AuditHead, ClientPatch, ClientRecord, ClientTokenRecord, ClientUsageDelta, CmkHealthRecord, CmkRecord, KeyRecord, NewEnvironment,
+  ObjectRecord, ObjectVersionRecord, WorkspaceRecord,
 } from '../store.js';
 
 // What SQLite is handed for a column: Dates as integer milliseconds, JSON as text.
@@ -26,9 +26,24 @@ export function environmentParams(n: NewEnvironment): Params<EnvironmentRow> {
   return { id: e.id, workspace_id: e.workspaceId, name: e.name, created_at: e.createdAt.getTime() };
 }
 
-export function cmkParams(n: NewEnvironment): Params<CmkRow> {
-  const c = n.cmk;
+export function cmkParams(c: CmkRecord): Params<CmkRow> {
   return { id: c.id, environment_id: c.environmentId, provider: c.provider, config: JSON.stringify(c.config), state: c.state, created_at: c.createdAt.getTime() };
+}
+
+export function cmkHealthParams(h: CmkHealthRecord): Params<CmkHealthRow> {
+  return {
+    cmk_id: h.cmkId, state: h.state, since: h.since.getTime(), checked_at: h.checkedAt.getTime(), current_version: h.currentVersion,
+    expires_at: h.expiresAt === null ? null : h.expiresAt.getTime(), deletion_at: h.deletionAt === null ? null : h.deletionAt.getTime(), detail: h.detail,
+  };
+}
+
+/** A CMK replacement's move of the EK: its new parent and wrapping. */
+export interface MoveEkParams {
+  readonly environment_id: string;
+  readonly id: string;
+  readonly parent_id: string;
+  readonly wrapped: Buffer;
+  readonly wrapping_key_version: string;
 }
 
 export function keyParams(k: KeyRecord): Params<KeyRow> {
@@ -125,6 +140,7 @@ export function prepareStatements(db: Database.Database) {
   const W = cols('workspaces');
   const E = cols('environments');
   const K = cols('keys');
+  const H = cols('cmk_health');
   const O = cols('objects');
   const V = cols('object_versions');
   const C = cols('clients');
@@ -154,6 +170,23 @@ export function prepareStatements(db: Database.Database) {
       `SELECT ${cols('cmks', 'c')} FROM keys k JOIN cmks c ON c.id = k.parent_id AND c.environment_id = k.environment_id
        WHERE k.environment_id = ? AND k.kind = 'ek' AND k.state = 'active'`,
     ),
+    retireCmk: db.prepare<[string, string]>(`UPDATE cmks SET state = 'decrypt-only' WHERE id = ? AND environment_id = ?`),
+    // Providers to skip arrive as one JSON array, so one prepared statement serves every list.
+    listActiveCmks: db.prepare<[string, number], CmkRow>(
+      `SELECT ${cols('cmks')} FROM cmks WHERE state = 'active' AND provider NOT IN (SELECT value FROM json_each(?)) ORDER BY id LIMIT ?`,
+    ),
+    listActiveCmksAfter: db.prepare<[string, string, number], CmkRow>(
+      `SELECT ${cols('cmks')} FROM cmks WHERE state = 'active' AND provider NOT IN (SELECT value FROM json_each(?)) AND id > ? ORDER BY id LIMIT ?`,
+    ),
+    getCmkHealth: db.prepare<[string], CmkHealthRow>(`SELECT ${H} FROM cmk_health WHERE cmk_id = ?`),
+    // An unchanged state keeps the stored since: CASE reads the row as it was before this update.
+    putCmkHealth: db.prepare<Params<CmkHealthRow>, CmkHealthRow>(
+      `${insert('cmk_health')} ON CONFLICT (cmk_id) DO UPDATE SET state = excluded.state,
+       since = CASE WHEN cmk_health.state = excluded.state THEN cmk_health.since ELSE excluded.since END,
+       checked_at = excluded.checked_at, current_version = excluded.current_version, expires_at = excluded.expires_at,
+       deletion_at = excluded.deletion_at, detail = excluded.detail
+       RETURNING ${H}`,
+    ),
 
     // Any uniqueness conflict (partial indexes included) is left for the caller to resolve.
     insertKey: db.prepare<Params<KeyRow>>(insert('keys', ' ON CONFLICT DO NOTHING')),
@@ -162,6 +195,15 @@ export function prepareStatements(db: Database.Database) {
     getKey: db.prepare<[string, string], KeyRow>(`SELECT ${K} FROM keys WHERE environment_id = ? AND id = ?`),
     getKeyById: db.prepare<[string], KeyRow>(`SELECT ${K} FROM keys WHERE id = ?`),
     getActiveEk: db.prepare<[string], KeyRow>(`SELECT ${K} FROM keys WHERE environment_id = ? AND kind = 'ek' AND state = 'active'`),
+    moveEk: db.prepare<MoveEkParams>(
+      `UPDATE keys SET parent_id = @parent_id, wrapped = @wrapped, wrapping_key_version = @wrapping_key_version
+       WHERE environment_id = @environment_id AND id = @id AND kind = 'ek'`,
+    ),
+    // The compare-and-set of a re-wrap: only the caller that saw the current bytes replaces them.
+    casEkWrapping: db.prepare<[Buffer, string, string, string, string, Buffer]>(
+      `UPDATE keys SET wrapped = ?, wrapping_key_version = ?
+       WHERE environment_id = ? AND id = ? AND kind = 'ek' AND parent_id = ? AND wrapped = ?`,
+    ),
     getActiveLog: db.prepare<[string], KeyRow>(`SELECT ${K} FROM keys WHERE environment_id = ? AND kind = 'log' AND state = 'active'`),
     getHourly: db.prepare<[string, number], KeyRow>(`SELECT ${K} FROM keys WHERE environment_id = ? AND kind = 'hourly' AND hour_start = ?`),
     getScoped: db.prepare<[string, string, string], KeyRow>(`SELECT ${K} FROM keys WHERE environment_id = ? AND kind = ? AND scope_id = ?`),

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { auditAppend, auditDraft, clientToken, key, newClient, newObject, newWorkspace, objectVersion, wrappedKey } from '../fixtures.js';
+import { auditAppend, auditDraft, clientToken, cmkHealth, key, newClient, newObject, newWorkspace, objectVersion, wrappedKey } from '../fixtures.js';
 import type { ContractContext } from './context.js';
 
 /** Exact round trips of Dates and Buffers; reopening and migrating. */
@@ -65,7 +65,7 @@ export function persistenceContract(ctx: ContractContext): void {
       const { object, version } = newObject(first.environment.id, 'kept');
       const store = await l.open();
       try {
-        expect(await l.appliedMigrations()).toEqual([1, 2]);
+        expect(await l.appliedMigrations()).toEqual([1, 2, 3]);
         await store.createWorkspace(workspace, first);
         await store.createObject(object, version);
         // The tables of migration 2 are there and work.
@@ -74,6 +74,9 @@ export function persistenceContract(ctx: ContractContext): void {
         expect((await store.getClient(workspace.id, client.id))?.name).toBe('after-upgrade');
         expect((await store.getAuditHead(workspace.id))?.seq).toBe(1);
         expect(await store.getObject(first.environment.id, object.id)).toEqual(object);
+        // And the table of migration 3.
+        const health = cmkHealth(first.cmk.id, 'healthy', new Date());
+        expect(await store.putCmkHealth(health)).toEqual(health);
       } finally {
         await store.close();
       }
