@@ -1,5 +1,5 @@
+import { X509Certificate } from 'node:crypto';
 import { isIP } from 'node:net';
-import { createSecureContext } from 'node:tls';
 import { Type, type Static } from '@sinclair/typebox';
 import { KeystrataError } from '../../errors.js';
 import { checkConfig } from '../provider-config.js';
@@ -100,10 +100,13 @@ export function parseVaultTransitConfig(config: unknown): VaultTransitSettings {
   // The token and every wrapped key cross this connection: in clear text only on this host.
   if (address.protocol === 'http:' && !isLoopback(address.hostname)) throw invalid('address', 'https is required unless Vault listens on a loopback address');
   if (checked.caCert !== undefined) {
+    // OpenSSL skips PEM blocks it cannot read; parse each here so a pasting mistake is named now.
+    const blocks = checked.caCert.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? [];
     try {
-      createSecureContext({ ca: checked.caCert });
+      if (blocks.length === 0) throw new Error('no certificate');
+      for (const block of blocks) new X509Certificate(block);
     } catch {
-      throw invalid('caCert', 'not a PEM certificate');
+      throw invalid('caCert', 'not PEM certificates');
     }
   }
   return Object.freeze({
