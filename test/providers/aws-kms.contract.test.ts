@@ -125,6 +125,16 @@ describe('aws-kms provider: AWS specifics', () => {
     expect((await p.describe()).state).toBe('credentials_expired');
     const unknown = open({ ...credentials(emulator, key), accessKeyId: 'AKIANOBODYKNOWSTHIS' });
     expect(await reasonOf(unknown.wrap(randomBytes(32), aad))).toBe('credentials_rejected');
+    // A wrong secret: the service's answer echoes the signed headers (session token included) after
+    // its first paragraph; none of it reaches keystrata's message.
+    session.expired = false;
+    const wrongSecret = open({ ...credentials(emulator, key), accessKeyId: session.accessKeyId, secretAccessKey: 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYWRONGSECRET', sessionToken: session.sessionToken });
+    const error = (await wrongSecret.wrap(randomBytes(32), aad).catch((e: unknown) => e)) as CmkProviderError;
+    expect(error.reason).toBe('credentials_rejected');
+    expect(error.message).toContain('InvalidSignatureException');
+    expect(error.message).not.toContain(session.sessionToken);
+    expect(error.message).not.toContain('WRONGSECRET');
+    expect(error.cause).toBeUndefined();
   });
 
   it('without keys in the config, the default credential chain is used (here: environment variables)', async () => {
@@ -183,6 +193,21 @@ describe('aws-kms provider: AWS specifics', () => {
     key.keyState = 'Unavailable';
     expect(await reasonOf(p.unwrap(wrapped.ciphertext, aad, wrapped.keyVersion))).toBe('unreachable');
     expect((await p.describe()).state).toBe('unreachable');
+  });
+
+  it('a refused or dropped connection is unreachable (not timeout), and the provider recovers', async () => {
+    const key = emulator.keys.createKey();
+    const p = open(credentials(emulator, key));
+    await p.wrap(randomBytes(32), aad);
+    await emulator.unreachable(true);
+    try {
+      // The first call may find its pooled connection reset, the second is refused: both unreachable.
+      expect(await reasonOf(p.wrap(randomBytes(32), aad))).toBe('unreachable');
+      expect(await reasonOf(p.describe())).toBe('unreachable');
+    } finally {
+      await emulator.unreachable(false);
+    }
+    expect((await p.wrap(randomBytes(32), aad)).ciphertext.length).toBeGreaterThan(0);
   });
 
   it('refuses a key that is not a symmetric encryption key, naming why', async () => {

@@ -6,23 +6,35 @@ import { CmkProviderError, isCmkProviderError, type CmkFailureReason } from '../
  * authentication errors of the AWS front end are not modelled in the KMS client, so names are the
  * one reliable key), and network failures as plain errors with a Node `code`.
  *
- * Messages name the operation, the AWS error name and the key as configured; the service's own
- * message is kept (it names the principal and action on AccessDenied, which is what an operator
- * needs) but never the request: AWS never echoes credentials, and we never put them in.
+ * Messages name the operation, the AWS error name and the key as configured, plus the first
+ * paragraph of the service's own message (it names the principal and action on AccessDenied, which
+ * is what an operator needs). Signature errors of some AWS front ends append the canonical request
+ * in later paragraphs — signed header values, x-amz-security-token among them — so only the first
+ * paragraph is kept, and any configured secret still in it is masked. The client's error object is
+ * never attached as `cause`: it carries the raw HTTP exchange, session token header included.
  */
 
 /** A KMS call that failed, as the mapping sees it. */
 export interface KmsFailure {
   readonly name: string;
   readonly message: string;
-  readonly httpStatus: number | undefined;
 }
 
-export function kmsFailureOf(error: unknown): KmsFailure {
-  if (!(error instanceof Error)) return { name: typeof error, message: '', httpStatus: undefined };
-  const metadata = (error as { $metadata?: { httpStatusCode?: number } }).$metadata;
+const MAX_SERVICE_MESSAGE = 300;
+
+/** `secrets`: the configured secret values, masked should the service message ever contain one. */
+export function kmsFailureOf(error: unknown, secrets: readonly string[]): KmsFailure {
+  if (!(error instanceof Error)) return { name: typeof error, message: '' };
+  const fromService = (error as { $fault?: unknown }).$fault !== undefined;
   const code = (error as { code?: unknown }).code;
-  return { name: typeof code === 'string' && error.name === 'Error' ? code : error.name, message: error.message, httpStatus: metadata?.httpStatusCode };
+  // Not an answer of the service: the HTTP handler renames ECONNRESET/EPIPE/ETIMEDOUT to
+  // TimeoutError (for its retry logic); the Node code says what happened — a dropped connection is
+  // unreachable, not slow.
+  const name = !fromService && typeof code === 'string' ? code : error.name;
+  // The client fills in "UnknownError" when the service sent no message (InvalidCiphertextException).
+  let message = error.message === 'UnknownError' ? '' : (error.message.split(/\n\s*\n/)[0] ?? '').trim().slice(0, MAX_SERVICE_MESSAGE);
+  for (const secret of secrets) if (secret.length > 0) message = message.split(secret).join('[redacted]');
+  return { name, message };
 }
 
 const CREDENTIAL_ERRORS = new Set([
@@ -51,13 +63,11 @@ const DIRECT: Readonly<Record<string, CmkFailureReason>> = {
   CustomKeyStoreInvalidStateException: 'unreachable',
   AbortError: 'timeout',
   TimeoutError: 'timeout',
+  ETIMEDOUT: 'timeout',
 };
 
-const MAX_SERVICE_MESSAGE = 300;
-
 export function describeFailure(operation: string, keyId: string, failure: KmsFailure): string {
-  const said = failure.message.trim().slice(0, MAX_SERVICE_MESSAGE);
-  return `AWS KMS ${operation} on ${keyId} failed: ${failure.name}${said ? ` (${said})` : ''}`;
+  return `AWS KMS ${operation} on ${keyId} failed: ${failure.name}${failure.message ? ` (${failure.message})` : ''}`;
 }
 
 /** The reason of a failure that needs no look-up, or undefined (KMSInvalidStateException, NotFoundException). */
@@ -72,9 +82,9 @@ export function directReason(failure: KmsFailure): CmkFailureReason | undefined 
 }
 
 /** A CmkProviderError for a failure with a direct reason (callers handle the other two first). */
-export function mapKmsError(error: unknown, operation: string, keyId: string): CmkProviderError {
+export function mapKmsError(error: unknown, operation: string, keyId: string, secrets: readonly string[]): CmkProviderError {
   if (isCmkProviderError(error)) return error;
-  const failure = kmsFailureOf(error);
+  const failure = kmsFailureOf(error, secrets);
   const reason = directReason(failure) ?? (failure.name === 'NotFoundException' ? 'key_not_found' : 'key_disabled');
   return new CmkProviderError(reason, describeFailure(operation, keyId, failure));
 }

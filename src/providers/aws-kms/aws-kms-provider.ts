@@ -32,6 +32,8 @@ type Operation = 'Encrypt' | 'Decrypt' | 'DescribeKey';
 export class AwsKmsProvider implements CmkProvider {
   readonly name = AWS_KMS_PROVIDER;
   private readonly keyId: string;
+  /** Masked out of any service message that would echo them (see aws-kms-errors.ts). */
+  private readonly secrets: readonly string[];
 
   constructor(
     private readonly client: KMSClient,
@@ -40,6 +42,7 @@ export class AwsKmsProvider implements CmkProvider {
     private readonly now: () => Date = () => new Date(),
   ) {
     this.keyId = config.keyId;
+    this.secrets = [config.secretAccessKey, config.sessionToken].filter((s): s is string => s !== undefined);
   }
 
   async wrap(key: Buffer, aad: Buffer, options?: CallOptions): Promise<WrapResult> {
@@ -96,13 +99,13 @@ export class AwsKmsProvider implements CmkProvider {
       metadata = await this.fetchMetadata(options);
     } catch (error) {
       if (isCmkProviderError(error)) throw error;
-      const failure = kmsFailureOf(error);
+      const failure = kmsFailureOf(error, this.secrets);
       const message = describeFailure('DescribeKey', this.keyId, failure);
       if (directReason(failure) === 'credentials_rejected') return { state: 'credentials_expired', currentVersion: null, detail: message };
       // A stored CMK passed a wrap + unwrap round trip, so a key (not an alias) KMS no longer knows
       // was deleted at the end of its deletion waiting period.
       if (failure.name === 'NotFoundException' && !namesAlias(this.keyId)) return { state: 'key_deleted', currentVersion: null, detail: message };
-      throw mapKmsError(error, 'DescribeKey', this.keyId);
+      throw mapKmsError(error, 'DescribeKey', this.keyId, this.secrets);
     }
     requireSymmetric(metadata, this.keyId);
     return descriptionOf(metadata, this.now());
@@ -133,8 +136,8 @@ export class AwsKmsProvider implements CmkProvider {
 
   /** The CmkProviderError for a failed call; asks DescribeKey when the error alone does not say why. */
   private async failure(error: unknown, operation: Operation, options?: CallOptions): Promise<CmkProviderError> {
-    const failure = kmsFailureOf(error);
-    if (directReason(failure) !== undefined) return mapKmsError(error, operation, this.keyId);
+    const failure = kmsFailureOf(error, this.secrets);
+    if (directReason(failure) !== undefined) return mapKmsError(error, operation, this.keyId, this.secrets);
     const message = describeFailure(operation, this.keyId, failure);
     if (failure.name === 'NotFoundException') {
       // Decrypt of a ciphertext this key made (the KeyId check guarantees that) proves the key

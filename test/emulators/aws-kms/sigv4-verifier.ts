@@ -87,9 +87,11 @@ export function verifySigV4(
   const signingKey = hmac(hmac(hmac(hmac(`AWS4${principal.secretAccessKey}`, scopeDate), region), service), 'aws4_request');
   const computed = createHmac('sha256', signingKey).update(stringToSign, 'utf8').digest();
   if (!timingSafeEqual(computed, Buffer.from(signature, 'hex'))) {
+    // Like several AWS front ends, the answer goes on to show the canonical request it expected:
+    // signed header values included (x-amz-security-token too), which a client must not log.
     return {
       type: 'InvalidSignatureException',
-      message: 'The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.',
+      message: `The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.\n\nThe Canonical String for this request should have been\n'${canonicalRequest}'\n\nThe String-to-Sign should have been\n'${stringToSign}'\n`,
     };
   }
 
