@@ -194,7 +194,7 @@ describe('vault-transit: what only transit has', () => {
       expect(error).toBeInstanceOf(KeystrataError);
       expect((error as KeystrataError).code).toBe('cmk_test_failed');
       expect((error as KeystrataError).message).toMatch(name === 'key-rsa' ? /cannot bind associated data/ : /derived/);
-      expect((await p.describe()).detail).toContain(words === 'rsa-2048' ? 'type rsa-2048' : 'cannot bind');
+      expect((await p.describe()).detail).toContain(words === 'rsa-2048' ? 'type rsa-2048; this type cannot bind' : 'a derived key');
     }
   });
 

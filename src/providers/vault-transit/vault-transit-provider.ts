@@ -22,7 +22,7 @@ import { VAULT_TRANSIT_PROVIDER, VaultTransitConfig, parseVaultTransitConfig, ty
  *   lookup-self (allowed by Vault's default policy) tells them apart.
  */
 
-/** EXPIRING window for the token warning in describe(), as for keys. */
+/** describe() warns about the token this long before it expires (the window keys get too). */
 const TOKEN_WARNING_MS = 30 * 86_400_000;
 
 /** Vault's key types that take associated_data (keysutil KeyType.AssociatedDataSupported). */
@@ -110,7 +110,8 @@ class VaultTransitProvider implements CmkProvider {
     const latest = data.latest_version;
     const type = typeof data.type === 'string' ? data.type : 'unknown';
     const notes = [`type ${type}`];
-    if (!AEAD_TYPES.has(type) || data.derived === true) notes.push('this key cannot bind associated data without a context, so keystrata cannot wrap with it');
+    if (!AEAD_TYPES.has(type)) notes.push('this type cannot bind associated data, so keystrata cannot wrap with it');
+    if (data.derived === true) notes.push('a derived key needs a per-request context, which keystrata does not send: it cannot wrap with it');
     if (data.deletion_allowed === true) notes.push('deletion_allowed is true: deleting the key would destroy everything it wraps');
     if (tokenNote !== undefined) notes.push(tokenNote);
     return {
@@ -184,6 +185,8 @@ class VaultTransitProvider implements CmkProvider {
     if (operation === 'encrypt') {
       const key = await this.http.call('GET', this.path('keys'), undefined, signal);
       if (key.status === 404) return saysNoRoute(key) ? this.noRoute(key) : new CmkProviderError('key_not_found', `Vault has no transit key ${this.key}`);
+      const keyFailure = commonFailure(key, this.where);
+      if (keyFailure) return keyFailure;
     }
     return new CmkProviderError('permission_denied', `the token's policy does not allow ${operation} with the transit key ${this.key} (it needs update on ${this.settings.mount}/${operation}/${this.settings.keyName})`);
   }
