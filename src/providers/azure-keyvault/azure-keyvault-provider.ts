@@ -178,8 +178,9 @@ class AzureKeyVaultProvider implements CmkProvider {
  */
 export function createAzureKeyVaultProviderFactory(deployment: AzureKeyVaultDeployment = {}): CmkProviderFactory {
   const tlsOptions = deployment.ca ? { ca: deployment.ca } : undefined;
-  // One retry: a dropped keep-alive socket, or one throttled answer after its Retry-After. More
-  // would only run into the registry's deadline; the caller sees 'throttled' or 'unreachable'.
+  // One retry, for a dropped keep-alive socket or a 5xx. Key Vault's 429 carries no Retry-After, so
+  // the client does not retry it: the caller sees 'throttled' at once instead of a deadline
+  // 'timeout'. More retries would only run into the registry's deadline.
   const retryOptions = { maxRetries: 1, retryDelayInMs: 200, maxRetryDelayInMs: 1000 };
   return {
     name: AZURE_KEYVAULT_PROVIDER,

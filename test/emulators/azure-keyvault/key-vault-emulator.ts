@@ -13,7 +13,7 @@ import type { IdentityEmulator } from './identity-emulator.js';
  * - POST /keys/{name}/{version}/wrapkey | unwrapkey `{alg, value: base64url}` → `{kid, value}`;
  * - GET  /deletedkeys/{name} → deleted key bundle `{recoveryId, deletedDate, scheduledPurgeDate, …}`;
  * - errors `{error: {code, message, innererror?: {code}}}`: 403 Forbidden (AccessDenied; KeyDisabled),
- *   404 KeyNotFound, 400 BadParameter, 429 Throttled with Retry-After.
+ *   404 KeyNotFound, 400 BadParameter, 429 Throttled (no Retry-After header, as the service answers).
  *
  * Attributes are per version, as in Key Vault. Expired and not-yet-valid keys still unwrap (Key
  * Vault's "date-time controlled operations"), but refuse wrap. A disabled key refuses unwrap; a
@@ -54,6 +54,8 @@ export class KeyVaultEmulator {
   throttled = false;
   /** wrapkey / unwrapkey / key reads answered (whatever the outcome). */
   operations = 0;
+  /** "METHOD /path" of the authenticated requests, latest last (the tests check which URLs a client calls). */
+  readonly calls: string[] = [];
 
   constructor(
     private readonly identity: IdentityEmulator,
@@ -115,9 +117,10 @@ export class KeyVaultEmulator {
     if (!call.url.searchParams.get('api-version')) return kvError(400, 'BadParameter', "The 'api-version' query parameter is missing.");
     const caller = this.authenticate(call);
     if ('status' in caller) return caller;
-    if (this.throttled) {
-      return { ...kvError(429, 'Throttled', 'Request was not processed because too many requests were received. Reason: VaultRequestTypeLimitReached'), headers: { 'retry-after': '1' } };
-    }
+    this.calls.push(`${call.method} ${call.url.pathname}`);
+    if (this.calls.length > 100) this.calls.shift();
+    // Key Vault's 429 carries no Retry-After header (as captured from the service), just this body.
+    if (this.throttled) return kvError(429, 'Throttled', 'Request was not processed because too many requests were received. Reason: VaultRequestTypeLimitReached');
     // "/keys/k", "/keys/k/", "/keys/k/v", "/keys/k//wrapkey", "/keys/k/v/unwrapkey", "/deletedkeys/k"
     const [collection, name = '', version = '', operation, extra] = call.url.pathname.split('/').slice(1);
     if (extra !== undefined) return kvError(404, 'NotFound', 'The requested resource was not found.');
