@@ -2,9 +2,10 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { KeystrataError } from '../../src/errors.js';
 import { CmkProviderError } from '../../src/providers/provider.js';
+import { ProviderRegistry } from '../../src/providers/registry.js';
 import { createGcpKmsProviderFactory, gcpKmsProviderFactory } from '../../src/providers/gcp-kms/gcp-kms-provider.js';
 import { GcpKmsEmulator, PERMISSIONS } from '../emulators/gcp-kms/gcp-kms-emulator.js';
 import { newServiceAccountKey } from '../emulators/gcp-kms/service-accounts.js';
@@ -94,6 +95,23 @@ describe('gcp-kms specifics', () => {
       expect((error as Error).message).toMatch(/CRC32C/);
     } finally {
       local.corruptCiphertexts(false);
+      await p.close();
+    }
+  });
+
+  it('a call abandoned at the deadline closes its HTTP request', async () => {
+    const registry = new ProviderRegistry([factory], { callTimeoutMs: 300, secretsKey: randomBytes(32) });
+    const p = registry.openConfig('gcp-kms', { keyName: KEY, apiEndpoint: local.endpoint, credentials: { ...keyFile } }, CONTRACT_IDENTITY);
+    try {
+      await p.describe();
+      local.slow(5_000);
+      const before = local.abandoned;
+      const error = await p.wrap(randomBytes(32), aad).catch((e: unknown) => e);
+      expect((error as CmkProviderError).reason).toBe('timeout');
+      await vi.waitFor(() => expect(local.abandoned).toBe(before + 1), { timeout: 2_000 });
+    } finally {
+      local.slow(0);
+      await registry.close();
       await p.close();
     }
   });

@@ -64,6 +64,7 @@ export class GcpKmsEmulator {
   private readonly server: Server;
   private port = 0;
   private calls = 0;
+  private abandonedCalls = 0;
   private throttled = false;
   private delayMs = 0;
   private corrupt = false;
@@ -89,6 +90,11 @@ export class GcpKmsEmulator {
 
   get serviceCalls(): number {
     return this.calls;
+  }
+
+  /** Requests whose client closed the connection before the answer (an abandoned call). */
+  get abandoned(): number {
+    return this.abandonedCalls;
   }
 
   /** A service account with all three permissions, and a key file for it. */
@@ -158,6 +164,9 @@ export class GcpKmsEmulator {
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    res.on('close', () => {
+      if (!res.writableFinished) this.abandonedCalls++;
+    });
     const chunks: Buffer[] = [];
     for await (const chunk of req) chunks.push(chunk as Buffer);
     const url = new URL(req.url ?? '/', 'http://emulator');
