@@ -55,7 +55,7 @@ providerContract({
         throttle: async (on) => emulator.throttle(on),
         slow: async (ms) => emulator.slow(ms),
         unreachable: (on) => emulator.unreachable(on),
-        rotateKey: async () => emulator.keys.rotate(key.keyId),
+        rotateKey: async () => `${key.arn}/${emulator.keys.rotate(key.keyId)}`,
       },
       async reset() {
         emulator.allow(ACCESS_KEY_ID);
@@ -154,18 +154,28 @@ describe('aws-kms provider: AWS specifics', () => {
     }
   });
 
-  it('through an alias: works; a re-pointed alias is invalid_ciphertext; a removed alias is key_not_found, not key_destroyed', async () => {
+  it('through an alias: re-pointing it (manual rotation) gives a new version and old wraps still unwrap; a removed alias is key_not_found for new wraps', async () => {
     const key = emulator.keys.createKey();
-    const other = emulator.keys.createKey();
+    const next = emulator.keys.createKey();
     emulator.keys.setAlias('alias/keystrata-test', key.keyId);
     const p = open(credentials(emulator, 'alias/keystrata-test'));
     const wrapped = await p.wrap(randomBytes(32), aad);
+    expect(wrapped.keyVersion).toBe(`${key.arn}/${key.currentMaterialId!}`);
+    emulator.keys.setAlias('alias/keystrata-test', next.keyId);
+    const rewrapped = await p.wrap(randomBytes(32), aad);
+    expect(rewrapped.keyVersion.startsWith(next.arn)).toBe(true);
+    expect((await p.describe()).currentVersion).toBe(rewrapped.keyVersion);
     expect((await p.unwrap(wrapped.ciphertext, aad, wrapped.keyVersion)).length).toBe(32);
-    emulator.keys.setAlias('alias/keystrata-test', other.keyId);
-    expect(await reasonOf(p.unwrap(wrapped.ciphertext, aad, wrapped.keyVersion))).toBe('invalid_ciphertext');
+    expect((await p.unwrap(rewrapped.ciphertext, aad, rewrapped.keyVersion)).length).toBe(32);
+    // The recorded key must still be the one that wrapped: a version naming another key is refused.
+    expect(await reasonOf(p.unwrap(wrapped.ciphertext, aad, rewrapped.keyVersion))).toBe('invalid_ciphertext');
     emulator.keys.setAlias('alias/keystrata-test', null);
-    expect(await reasonOf(p.unwrap(wrapped.ciphertext, aad, wrapped.keyVersion))).toBe('key_not_found');
+    expect(await reasonOf(p.wrap(randomBytes(32), aad))).toBe('key_not_found');
     expect(await reasonOf(p.describe())).toBe('key_not_found');
+    // The old key itself is still there: its wraps still unwrap; once it is deleted they are destroyed.
+    expect((await p.unwrap(wrapped.ciphertext, aad, wrapped.keyVersion)).length).toBe(32);
+    emulator.keys.deleteKey(key.keyId);
+    expect(await reasonOf(p.unwrap(wrapped.ciphertext, aad, wrapped.keyVersion))).toBe('key_destroyed');
   });
 
   it('a key policy pinned to one environment (encryption context condition) refuses the others', async () => {

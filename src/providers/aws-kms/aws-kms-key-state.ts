@@ -10,13 +10,23 @@ import { CmkProviderError, type CmkDescription, type CmkFailureReason } from '..
 export const EXPIRING_WITHIN_MS = 30 * 24 * 60 * 60 * 1000;
 
 /**
- * The version new wraps use: the id of the key's current key material (KMS rotates material under
- * the same key, automatically or on demand, and names each material since 2025). Keys without
- * material ids (CloudHSM and external key stores, multi-Region imported keys) cannot be rotated
- * inside KMS: their one version is the key ARN.
+ * The version new wraps use: "<key ARN>/<current key material id>". KMS rotates material under the
+ * same key (automatically or on demand) and names each material; the key ARN is there because an
+ * alias can be re-pointed to another key (manual rotation), and unwrap must then ask for the key
+ * that wrapped. Keys without material ids (CloudHSM and external key stores, multi-Region imported
+ * keys) cannot be rotated inside KMS: their one version is the key ARN alone.
  */
 export function versionOf(metadata: KeyMetadata): string | null {
-  return metadata.CurrentKeyMaterialId ?? (metadata.KeyState === 'PendingImport' ? null : (metadata.Arn ?? null));
+  if (!metadata.Arn) return null;
+  if (metadata.CurrentKeyMaterialId) return `${metadata.Arn}/${metadata.CurrentKeyMaterialId}`;
+  return metadata.KeyState === 'PendingImport' ? null : metadata.Arn;
+}
+
+const VERSION_PATTERN = /^(arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key\/[A-Za-z0-9-]+)(?:\/[0-9A-Za-z-]+)?$/;
+
+/** The key ARN a version names, or null for a version this provider did not make. */
+export function keyArnOfVersion(version: string | null): string | null {
+  return (version && VERSION_PATTERN.exec(version)?.[1]) || null;
 }
 
 /** Only a symmetric encryption key can wrap with Encrypt/Decrypt and an encryption context. */

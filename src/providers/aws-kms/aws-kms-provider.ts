@@ -3,7 +3,7 @@ import { KEY_LENGTH, zeroize } from '../../core/bytes.js';
 import { CmkProviderError, isCmkProviderError, type CallOptions, type CmkDescription, type CmkProvider, type CmkProviderFactory, type ProviderIdentity, type WrapResult } from '../provider.js';
 import { AWS_KMS_PROVIDER, AWS_KMS_SECRET_FIELDS, AwsKmsConfigSchema, namesAlias, parseAwsKmsConfig, type AwsKmsConfig } from './aws-kms-config.js';
 import { describeFailure, directReason, kmsFailureOf, mapKmsError } from './aws-kms-errors.js';
-import { descriptionOf, refusalOf, requireSymmetric, versionOf } from './aws-kms-key-state.js';
+import { descriptionOf, keyArnOfVersion, refusalOf, requireSymmetric, versionOf } from './aws-kms-key-state.js';
 
 /**
  * AWS KMS as the CMK: the EK is wrapped with KMS Encrypt under the customer's symmetric key and
@@ -11,17 +11,18 @@ import { descriptionOf, refusalOf, requireSymmetric, versionOf } from './aws-kms
  *
  * AAD binding is native: the AAD goes into the encryption context, which KMS authenticates, so a
  * wrapped EK only decrypts with the same AAD (InvalidCiphertextException otherwise). Decrypt also
- * names the configured KeyId, so a ciphertext of any other key is IncorrectKeyException instead of
+ * names the key (see unwrap), so a ciphertext of any other key is IncorrectKeyException instead of
  * being decrypted by whatever key it names.
  *
  * The context also carries the environment id in the clear: customers can pin their key policy to
  * their own environment (kms:EncryptionContext:keystrata-environment), so keystrata's shared AWS
  * identity cannot be made to use their key for another tenant (the confused-deputy case).
  *
- * Versions: see versionOf. The version a wrap reports is read (DescribeKey) BEFORE Encrypt: if KMS
- * rotates in between, keystrata records the older version for a key wrapped under the newer one and
- * merely re-wraps it again later; the other order could record a key as current while it sits
- * under material that an imported-key rotation may later delete.
+ * Versions: see versionOf. The material id a wrap reports is read (DescribeKey) BEFORE Encrypt: if
+ * KMS rotates in between, keystrata records the older material for a key wrapped under the newer
+ * one and merely re-wraps it again later; the other order could record a key as current while it
+ * sits under material that an imported-key rotation may later delete. The key ARN in the version
+ * is the one Encrypt answers with, so it is exact even if an alias moves in between.
  */
 
 const AAD_CONTEXT_KEY = 'keystrata-aad';
@@ -32,6 +33,7 @@ type Operation = 'Encrypt' | 'Decrypt' | 'DescribeKey';
 export class AwsKmsProvider implements CmkProvider {
   readonly name = AWS_KMS_PROVIDER;
   private readonly keyId: string;
+  private readonly alias: boolean;
   /** Masked out of any service message that would echo them (see aws-kms-errors.ts). */
   private readonly secrets: readonly string[];
 
@@ -42,6 +44,7 @@ export class AwsKmsProvider implements CmkProvider {
     private readonly now: () => Date = () => new Date(),
   ) {
     this.keyId = config.keyId;
+    this.alias = namesAlias(config.keyId);
     this.secrets = [config.secretAccessKey, config.sessionToken].filter((s): s is string => s !== undefined);
   }
 
@@ -51,9 +54,10 @@ export class AwsKmsProvider implements CmkProvider {
     // A key KMS already says it will refuse: report why without asking it to encrypt.
     const refusal = refusalOf(metadata, this.keyId, false);
     if (refusal) throw refusal;
-    const keyVersion = versionOf(metadata);
-    if (keyVersion === null) throw new CmkProviderError('key_expired', `AWS KMS key ${this.keyId} has no current key material`);
+    const described = versionOf(metadata);
+    if (described === null) throw new CmkProviderError('key_expired', `AWS KMS key ${this.keyId} has no current key material`);
     let ciphertext: Uint8Array | undefined;
+    let encryptedBy: string | undefined;
     try {
       // The client copies the key into a base64 JSON string for the request body: a JS string
       // cannot be wiped, which is the price of any HTTP KMS API (the request travels over TLS).
@@ -61,31 +65,38 @@ export class AwsKmsProvider implements CmkProvider {
         abortSignal: options?.signal,
       });
       ciphertext = answer.CiphertextBlob;
+      encryptedBy = answer.KeyId;
     } catch (error) {
       throw await this.failure(error, 'Encrypt', options);
     }
     if (!ciphertext || ciphertext.length === 0) throw new CmkProviderError('unreachable', `AWS KMS Encrypt on ${this.keyId} answered without a ciphertext`);
+    // An alias re-pointed between the two calls: the material is unknown, the key is not. A version
+    // other than the current one only makes keystrata re-wrap later.
+    const keyVersion = encryptedBy === undefined || encryptedBy === metadata.Arn ? described : encryptedBy;
     return { ciphertext: Buffer.from(ciphertext), keyVersion };
   }
 
   /**
-   * `keyVersion` is not needed: a KMS ciphertext names its key material itself, and KMS keeps every
-   * material of a key (imported ones until they expire), so old wraps decrypt after rotations.
+   * A KMS ciphertext names its key material itself, and KMS keeps every material of a key (imported
+   * ones until they expire), so old wraps decrypt after rotations. Decrypt always names the key
+   * (a ciphertext of any other key is refused): the configured key, or — when the config names an
+   * alias, which may since point elsewhere — the key ARN recorded in `keyVersion` at wrap time.
    */
-  async unwrap(ciphertext: Buffer, aad: Buffer, _keyVersion: string | null, options?: CallOptions): Promise<Buffer> {
+  async unwrap(ciphertext: Buffer, aad: Buffer, keyVersion: string | null, options?: CallOptions): Promise<Buffer> {
+    const keyId = (this.alias && keyArnOfVersion(keyVersion)) || this.keyId;
     let plaintext: Uint8Array | undefined;
     try {
       const answer = await this.client.send(
-        new DecryptCommand({ CiphertextBlob: ciphertext, KeyId: this.keyId, EncryptionContext: this.context(aad), EncryptionAlgorithm: 'SYMMETRIC_DEFAULT' }),
+        new DecryptCommand({ CiphertextBlob: ciphertext, KeyId: keyId, EncryptionContext: this.context(aad), EncryptionAlgorithm: 'SYMMETRIC_DEFAULT' }),
         { abortSignal: options?.signal },
       );
       plaintext = answer.Plaintext;
     } catch (error) {
-      throw await this.failure(error, 'Decrypt', options);
+      throw await this.failure(error, 'Decrypt', options, keyId);
     }
     if (!plaintext || plaintext.length !== KEY_LENGTH) {
       zeroize(plaintext);
-      throw new CmkProviderError('invalid_ciphertext', `AWS KMS Decrypt on ${this.keyId} did not yield a ${KEY_LENGTH}-byte key`);
+      throw new CmkProviderError('invalid_ciphertext', `AWS KMS Decrypt on ${keyId} did not yield a ${KEY_LENGTH}-byte key`);
     }
     // Our own Buffer for the caller to own and zero; the client's copy is wiped now.
     const key = Buffer.from(plaintext);
@@ -104,7 +115,7 @@ export class AwsKmsProvider implements CmkProvider {
       if (directReason(failure) === 'credentials_rejected') return { state: 'credentials_expired', currentVersion: null, detail: message };
       // A stored CMK passed a wrap + unwrap round trip, so a key (not an alias) KMS no longer knows
       // was deleted at the end of its deletion waiting period.
-      if (failure.name === 'NotFoundException' && !namesAlias(this.keyId)) return { state: 'key_deleted', currentVersion: null, detail: message };
+      if (failure.name === 'NotFoundException' && !this.alias) return { state: 'key_deleted', currentVersion: null, detail: message };
       throw mapKmsError(error, 'DescribeKey', this.keyId, this.secrets);
     }
     requireSymmetric(metadata, this.keyId);
@@ -120,40 +131,43 @@ export class AwsKmsProvider implements CmkProvider {
   }
 
   /** DescribeKey as the client answers it: SDK errors are not mapped yet. */
-  private async fetchMetadata(options?: CallOptions): Promise<KeyMetadata> {
-    const metadata = (await this.client.send(new DescribeKeyCommand({ KeyId: this.keyId }), { abortSignal: options?.signal })).KeyMetadata;
-    if (!metadata) throw new CmkProviderError('unreachable', `AWS KMS DescribeKey on ${this.keyId} answered without key metadata`);
+  private async fetchMetadata(options?: CallOptions, keyId = this.keyId): Promise<KeyMetadata> {
+    const metadata = (await this.client.send(new DescribeKeyCommand({ KeyId: keyId }), { abortSignal: options?.signal })).KeyMetadata;
+    if (!metadata) throw new CmkProviderError('unreachable', `AWS KMS DescribeKey on ${keyId} answered without key metadata`);
     return metadata;
   }
 
-  private async describeKey(options?: CallOptions): Promise<KeyMetadata> {
+  private async describeKey(options?: CallOptions, keyId = this.keyId): Promise<KeyMetadata> {
     try {
-      return await this.fetchMetadata(options);
+      return await this.fetchMetadata(options, keyId);
     } catch (error) {
-      throw await this.failure(error, 'DescribeKey', options);
+      throw await this.failure(error, 'DescribeKey', options, keyId);
     }
   }
 
-  /** The CmkProviderError for a failed call; asks DescribeKey when the error alone does not say why. */
-  private async failure(error: unknown, operation: Operation, options?: CallOptions): Promise<CmkProviderError> {
+  /**
+   * The CmkProviderError for a failed call on `keyId` (the configured key, or the key ARN an unwrap
+   * through an alias named); asks DescribeKey when the error alone does not say why.
+   */
+  private async failure(error: unknown, operation: Operation, options?: CallOptions, keyId = this.keyId): Promise<CmkProviderError> {
     const failure = kmsFailureOf(error, this.secrets);
-    if (directReason(failure) !== undefined) return mapKmsError(error, operation, this.keyId, this.secrets);
-    const message = describeFailure(operation, this.keyId, failure);
+    if (directReason(failure) !== undefined) return mapKmsError(error, operation, keyId, this.secrets);
+    const message = describeFailure(operation, keyId, failure);
     if (failure.name === 'NotFoundException') {
       // Decrypt of a ciphertext this key made (the KeyId check guarantees that) proves the key
-      // existed; KMS not knowing it now means it was deleted — unless keyId is an alias, which can
-      // be removed while its key lives on.
-      if (operation === 'Decrypt' && !namesAlias(this.keyId)) {
+      // existed; KMS not knowing it now means it was deleted — unless Decrypt named an alias, which
+      // can be removed while its key lives on.
+      if (operation === 'Decrypt' && !namesAlias(keyId)) {
         return new CmkProviderError('key_destroyed', `${message}: the key was deleted from AWS KMS; what it wrapped cannot be decrypted again`);
       }
-      const hint = namesAlias(this.keyId) ? ': the alias was removed (re-create it for the same key) or its key was deleted' : ': wrong key id, region or account, or a deleted key';
+      const hint = namesAlias(keyId) ? ': the alias was removed (re-create it for the same key) or its key was deleted' : ': wrong key id, region or account, or a deleted key';
       return new CmkProviderError('key_not_found', message + hint);
     }
     // KMSInvalidStateException does not say which state: ask. If asking fails too, the key is
     // still not usable now; key_disabled is the reversible reading of that.
     if (operation !== 'DescribeKey') {
-      const metadata = await this.describeKey(options).catch(() => undefined);
-      const refusal = metadata && refusalOf(metadata, this.keyId, operation === 'Decrypt');
+      const metadata = await this.describeKey(options, keyId).catch(() => undefined);
+      const refusal = metadata && refusalOf(metadata, keyId, operation === 'Decrypt');
       if (refusal) return new CmkProviderError(refusal.reason, refusal.message);
     }
     return new CmkProviderError('key_disabled', `${message}: the key is not usable in its current state`);
