@@ -35,27 +35,28 @@ export function keyStatus(attributes: readonly KmipAttribute[]): KmipKeyStatus |
 
 const stateName = (state: number) => STATE_NAMES[state] ?? `state ${state}`;
 
-/** The health answer for a key in `status` (`version` is its Unique Identifier). */
+/** The health answer for a key in `status` (`version` is its Unique Identifier). `detail` reads after "the key is". */
 export function describeStatus(status: KmipKeyStatus, version: string, now: Date): CmkDescription {
   const expiresAt = status.deactivationDate;
   const base = { currentVersion: version, expiresAt };
+  const past = expiresAt !== null && expiresAt.getTime() <= now.getTime();
   switch (status.state) {
     case State.Active:
-      if (expiresAt && expiresAt.getTime() <= now.getTime()) return { ...base, state: 'key_expired', detail: 'past its Deactivation Date' };
-      if (expiresAt && expiresAt.getTime() - now.getTime() <= EXPIRING_WITHIN_MS) return { ...base, state: 'key_expiring', detail: 'its Deactivation Date is within 30 days' };
+      if (past) return { ...base, state: 'key_expired', detail: 'Active but past its Deactivation Date' };
+      if (expiresAt && expiresAt.getTime() - now.getTime() <= EXPIRING_WITHIN_MS) return { ...base, state: 'key_expiring', detail: 'Active; its Deactivation Date is within 30 days' };
       return { ...base, state: 'healthy' };
     case State.PreActive:
-      return { ...base, state: 'key_disabled', detail: 'Pre-Active: activate the key at the KMIP server' };
+      return { ...base, state: 'key_disabled', detail: 'Pre-Active: activate it at the KMIP server' };
     case State.Deactivated:
-      if (!status.revoked && expiresAt && expiresAt.getTime() <= now.getTime()) return { ...base, state: 'key_expired', detail: 'Deactivated on reaching its Deactivation Date' };
-      return { ...base, state: 'key_disabled', detail: 'Deactivated (revoked); KMIP cannot re-activate a key: configure a new one' };
+      if (!status.revoked && past) return { ...base, state: 'key_expired', detail: 'Deactivated: it reached its Deactivation Date' };
+      return { ...base, state: 'key_disabled', detail: 'Deactivated (revoked): KMIP cannot re-activate a key, configure a new one' };
     case State.Compromised:
-      return { ...base, state: 'key_disabled', detail: 'Compromised; it cannot be used again: configure a new key' };
+      return { ...base, state: 'key_disabled', detail: 'Compromised: it cannot be used again, configure a new one' };
     case State.Destroyed:
     case State.DestroyedCompromised:
       return { ...base, state: 'key_deleted', detail: `${stateName(status.state)}: what it wrapped cannot be unwrapped` };
     default:
-      return { ...base, state: 'key_disabled', detail: `unknown KMIP ${stateName(status.state)}` };
+      return { ...base, state: 'key_disabled', detail: `in ${stateName(status.state)}, unknown to keystrata` };
   }
 }
 
@@ -63,7 +64,7 @@ export function describeStatus(status: KmipKeyStatus, version: string, now: Date
 export function stateFailure(status: KmipKeyStatus, keyId: string, now: Date): CmkProviderError | null {
   if (status.state === State.Active) return null;
   const { state, detail } = describeStatus(status, keyId, now);
-  const what = `KMIP key ${keyId} is ${stateName(status.state)}${detail ? ` (${detail})` : ''}`;
+  const what = `KMIP key ${keyId} is ${detail ?? stateName(status.state)}`;
   if (state === 'key_expired') return new CmkProviderError('key_expired', what);
   if (state === 'key_deleted') return new CmkProviderError('key_destroyed', what);
   return new CmkProviderError('key_disabled', what);
