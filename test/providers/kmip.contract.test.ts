@@ -158,6 +158,17 @@ describe('kmip provider on PyKMIP: lifecycle states, connections, config', () =>
     expect(proxy.connections() - before).toBe(2);
   }, 20_000);
 
+  it('resends once on a new connection when the server dropped the idle one as it was reused', async () => {
+    const keyId = await server.createKey();
+    const p = open(configFor(keyId));
+    const key = randomBytes(32);
+    const first = await p.wrap(key, aad);
+    const before = proxy.connections();
+    proxy.dropIdleConnections();
+    expect(await p.unwrap(first.ciphertext, aad, first.keyVersion)).toEqual(key);
+    expect(proxy.connections() - before).toBe(1);
+  });
+
   it('checks certificates and key locally in open(), naming the field and never the key', () => {
     const good = configFor('1');
     const attempt = (config: Record<string, unknown>) => {

@@ -15,6 +15,11 @@ export interface TcpFaultProxy {
   delay(ms: number): void;
   /** false: drop every open connection and stop listening (connections are refused); true: listen again on the same port. */
   setReachable(reachable: boolean): Promise<void>;
+  /**
+   * The connections open now are reset as soon as the client sends on them again, without relaying:
+   * a server that closed an idle connection just as the client reused it.
+   */
+  dropIdleConnections(): void;
   close(): Promise<void>;
 }
 
@@ -22,6 +27,8 @@ export async function startTcpFaultProxy(target: { host: string; port: number })
   let delayMs = 0;
   let accepted = 0;
   const sockets = new Set<net.Socket>();
+  const clients = new Set<net.Socket>();
+  const doomed = new WeakSet<net.Socket>();
 
   const track = (socket: net.Socket) => {
     sockets.add(socket);
@@ -34,9 +41,13 @@ export async function startTcpFaultProxy(target: { host: string; port: number })
     const upstream = net.connect(target);
     track(client);
     track(upstream);
-    client.on('close', () => upstream.destroy());
+    clients.add(client);
+    client.on('close', () => (clients.delete(client), upstream.destroy()));
     upstream.on('close', () => client.destroy());
-    client.on('data', (chunk: Buffer) => upstream.write(chunk));
+    client.on('data', (chunk: Buffer) => {
+      if (doomed.has(client)) return void client.resetAndDestroy();
+      upstream.write(chunk);
+    });
     // Answers keep their order: each waits for the one before it and for its own due time.
     let relayed: Promise<void> = Promise.resolve();
     upstream.on('data', (chunk: Buffer) => {
@@ -68,6 +79,9 @@ export async function startTcpFaultProxy(target: { host: string; port: number })
   return {
     port,
     connections: () => accepted,
+    dropIdleConnections() {
+      for (const client of clients) doomed.add(client);
+    },
     delay(ms) {
       delayMs = ms;
     },

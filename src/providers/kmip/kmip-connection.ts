@@ -99,6 +99,8 @@ class Channel {
   pending: Pending | undefined;
   /** Has answered a request before: a failure before any answer byte may just be an idle close. */
   used = false;
+  /** The server had begun answering when the connection failed (so it was not an idle close). */
+  answering = false;
   closed = false;
   constructor(readonly socket: tls.TLSSocket) {}
 
@@ -108,6 +110,7 @@ class Channel {
     const pending = this.pending;
     this.pending = undefined;
     if (pending) {
+      this.answering = pending.received > 0;
       for (const chunk of pending.chunks) chunk.fill(0);
       pending.reject(error);
     }
@@ -119,7 +122,8 @@ class Channel {
     pending.chunks.push(chunk);
     pending.received += chunk.length;
     try {
-      if (pending.expected === undefined && pending.received >= 8) pending.expected = responseLength(Buffer.concat(pending.chunks).subarray(0, 8));
+      // Only the 8 header bytes are copied: the rest may be key material, kept in chunks we zero.
+      if (pending.expected === undefined && pending.received >= 8) pending.expected = responseLength(Buffer.concat(pending.chunks, 8));
     } catch (error) {
       return this.fail(error as KmipProtocolError);
     }
@@ -162,7 +166,7 @@ export class KmipConnection {
       try {
         return await this.exchange(channel, request, signal);
       } catch (error) {
-        const stale = channel.used && error instanceof KmipTransportError && error.kind === 'unreachable' && !this.closed;
+        const stale = channel.used && !channel.answering && error instanceof KmipTransportError && error.kind === 'unreachable' && !this.closed;
         if (!stale) throw error;
         return await this.exchange(await this.connect(signal), request, signal);
       }
