@@ -1,5 +1,5 @@
 import { ClientSecretCredential, type TokenCredential } from '@azure/identity';
-import { CryptographyClient, KeyClient, type CryptographyClientOptions, type KeyVaultKey, type KeyWrapAlgorithm } from '@azure/keyvault-keys';
+import { CryptographyClient, KeyClient, parseKeyVaultKeyIdentifier, type CryptographyClientOptions, type KeyVaultKey, type KeyWrapAlgorithm } from '@azure/keyvault-keys';
 import { zeroize } from '../../core/bytes.js';
 import { appendAadTag, checkAadTag, splitAadTag } from '../aad-binding.js';
 import { CmkProviderError, type CallOptions, type CmkDescription, type CmkProvider, type CmkProviderFactory, type WrapResult } from '../provider.js';
@@ -52,15 +52,23 @@ class AzureKeyVaultProvider implements CmkProvider {
     if (lifecycle.state !== 'healthy' && lifecycle.state !== 'key_expiring') {
       throw new CmkProviderError(lifecycle.state, `Azure Key Vault key ${this.config.keyName} version ${version} cannot wrap: ${lifecycle.detail}`);
     }
+    if (!version) throw new CmkProviderError('unreachable', 'Azure Key Vault returned the key without a version id');
     const algorithm = wrapAlgorithmFor(current);
     let wrapped: Uint8Array;
+    // The version we report is the one in the `kid` of Key Vault's wrap answer.
+    let answeredKid: unknown;
     try {
-      wrapped = (await this.crypto(version).wrapKey(algorithm, key, { abortSignal: options?.signal })).result;
+      const onResponse = (response: { readonly parsedBody?: unknown }): void => {
+        answeredKid = (response.parsedBody as { kid?: unknown } | undefined)?.kid;
+      };
+      wrapped = (await this.crypto(version).wrapKey(algorithm, key, { abortSignal: options?.signal, onResponse })).result;
     } catch (error) {
       throw await this.failure(error, 'wrap', undefined, options);
     }
+    const keyVersion = typeof answeredKid === 'string' ? parseKeyVaultKeyIdentifier(answeredKid).version : version;
+    if (keyVersion !== version) throw new CmkProviderError('unreachable', `Azure Key Vault wrapped with version ${keyVersion ?? '(none)'} instead of ${version}`);
     const ciphertext = Buffer.concat([Buffer.of(ALGORITHM_IDS[algorithm]!), appendAadTag(Buffer.from(wrapped), key, aad)]);
-    return { ciphertext, keyVersion: version };
+    return { ciphertext, keyVersion };
   }
 
   async unwrap(ciphertext: Buffer, aad: Buffer, keyVersion: string | null, options?: CallOptions): Promise<Buffer> {
