@@ -1,7 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KeystrataError } from '../../src/errors.js';
-import { awsKmsProviderFactory } from '../../src/providers/aws-kms/aws-kms-provider.js';
+import { awsKmsProviderFactory, createAwsKmsProviderFactory } from '../../src/providers/aws-kms/aws-kms-provider.js';
 import { CmkProviderError, type CmkFailureReason } from '../../src/providers/provider.js';
 import { KmsEmulator } from '../emulators/aws-kms/kms-emulator.js';
 import type { EmulatedKey } from '../emulators/aws-kms/kms-key-store.js';
@@ -9,6 +9,9 @@ import { CONTRACT_IDENTITY, providerContract } from './contract/provider-contrac
 
 const ACCESS_KEY_ID = 'AKIAKEYSTRATATEST01';
 const SECRET = 'kJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY';
+
+/** The factory as an operator deploys it for the emulator: its loopback host allowed as endpoint. */
+const factoryFor = (emulator: KmsEmulator) => createAwsKmsProviderFactory({ extraEndpointHosts: [new URL(emulator.endpoint).host] });
 
 function credentials(emulator: KmsEmulator, key: EmulatedKey | string): Record<string, unknown> {
   return {
@@ -30,7 +33,7 @@ providerContract({
     const other = emulator.keys.createKey();
     const config = credentials(emulator, key);
     return {
-      factory: awsKmsProviderFactory,
+      factory: factoryFor(emulator),
       config,
       otherKeyConfig: credentials(emulator, other),
       // The same access key id signing with another secret: InvalidSignatureException.
@@ -76,7 +79,7 @@ describe('aws-kms provider: AWS specifics', () => {
   const aad = Buffer.from('keystrata ek\0env\0ek-id\0cmk-id');
   const opened: { close(): Promise<void> }[] = [];
   const open = (config: Record<string, unknown>, identity = CONTRACT_IDENTITY) => {
-    const provider = awsKmsProviderFactory.open(config, identity);
+    const provider = factoryFor(emulator).open(config, identity);
     opened.push(provider);
     return provider;
   };
@@ -226,11 +229,10 @@ describe('aws-kms provider: AWS specifics', () => {
     expect(error).toMatchObject({ reason: 'key_not_found', message: expect.stringContaining('symmetric encryption key') });
   });
 
-  it('config: keys go in pairs, plain HTTP only to loopback, the ARN region must match, secrets never in errors', () => {
+  it('config: keys go in pairs, the ARN region must match, secrets never in errors', () => {
     const base = { region: 'eu-west-1', keyId: 'arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab' };
     expect(() => awsKmsProviderFactory.open({ ...base, accessKeyId: ACCESS_KEY_ID }, CONTRACT_IDENTITY)).toThrow(KeystrataError);
     expect(() => awsKmsProviderFactory.open({ ...base, sessionToken: 'x'.repeat(32) }, CONTRACT_IDENTITY)).toThrow(KeystrataError);
-    expect(() => awsKmsProviderFactory.open({ ...base, endpoint: 'http://kms.internal.example:8080' }, CONTRACT_IDENTITY)).toThrow(KeystrataError);
     expect(() => awsKmsProviderFactory.open({ ...base, region: 'us-east-1' }, CONTRACT_IDENTITY)).toThrow(KeystrataError);
     expect(() => awsKmsProviderFactory.open({ ...base, keyId: 'not a key' }, CONTRACT_IDENTITY)).toThrow(KeystrataError);
     const error = (() => {
@@ -243,8 +245,35 @@ describe('aws-kms provider: AWS specifics', () => {
     })();
     expect(error).toBeInstanceOf(KeystrataError);
     expect(error.message).not.toContain(SECRET);
-    for (const ok of [{}, { endpoint: 'https://kms-fips.eu-west-1.amazonaws.com' }, { keyId: 'alias/keystrata' }, { accessKeyId: ACCESS_KEY_ID, secretAccessKey: SECRET }]) {
+    for (const ok of [{}, { keyId: 'alias/keystrata' }, { keyId: 'mrk-1234abcd12ab34cd56ef1234567890ab' }, { accessKeyId: ACCESS_KEY_ID, secretAccessKey: SECRET }]) {
       void awsKmsProviderFactory.open({ ...base, ...ok }, CONTRACT_IDENTITY).close();
     }
+  });
+
+  it('config: the endpoint must be an AWS KMS endpoint of the region over https, unless the operator allowed the host (then http only to loopback)', () => {
+    const base = { region: 'eu-west-1', keyId: 'alias/keystrata' };
+    const refused = (endpoint: string, factory = awsKmsProviderFactory) =>
+      expect(() => factory.open({ ...base, endpoint }, CONTRACT_IDENTITY), endpoint).toThrow(expect.objectContaining({ code: 'configuration_invalid', field: 'endpoint' }));
+    for (const endpoint of [
+      'https://kms.eu-west-1.amazonaws.com',
+      'https://kms-fips.eu-west-1.amazonaws.com/',
+      'https://kms.eu-west-1.api.aws',
+      'https://vpce-0123456789abcdef0-abcdefgh.kms.eu-west-1.vpce.amazonaws.com',
+      'https://kms.eu-west-1.amazonaws.com:443',
+    ]) {
+      void awsKmsProviderFactory.open({ ...base, endpoint }, CONTRACT_IDENTITY).close();
+    }
+    refused('https://kms.us-east-1.amazonaws.com'); // another region
+    refused('http://kms.eu-west-1.amazonaws.com'); // the EK would travel in clear
+    refused('https://kms.eu-west-1.amazonaws.com:8443');
+    refused('https://ec2-10-0-0-5.eu-west-1.compute.amazonaws.com'); // resolves inside the VPC
+    refused('https://kms.internal.example');
+    refused('http://127.0.0.1:8080'); // not allowed by the operator
+    refused('https://169.254.169.254');
+    const operator = createAwsKmsProviderFactory({ extraEndpointHosts: ['127.0.0.1:8080', '.kms-proxy.corp.example'] });
+    void operator.open({ ...base, endpoint: 'http://127.0.0.1:8080' }, CONTRACT_IDENTITY).close();
+    void operator.open({ ...base, endpoint: 'https://eu.kms-proxy.corp.example' }, CONTRACT_IDENTITY).close();
+    refused('http://eu.kms-proxy.corp.example', operator); // allowed host, but not loopback: https only
+    refused('http://127.0.0.1:9090', operator);
   });
 });

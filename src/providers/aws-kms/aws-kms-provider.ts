@@ -1,7 +1,7 @@
 import { DecryptCommand, DescribeKeyCommand, EncryptCommand, KMSClient, type KeyMetadata } from '@aws-sdk/client-kms';
 import { KEY_LENGTH, zeroize } from '../../core/bytes.js';
 import { CmkProviderError, isCmkProviderError, type CallOptions, type CmkDescription, type CmkProvider, type CmkProviderFactory, type ProviderIdentity, type WrapResult } from '../provider.js';
-import { AWS_KMS_PROVIDER, AWS_KMS_SECRET_FIELDS, AwsKmsConfigSchema, namesAlias, parseAwsKmsConfig, type AwsKmsConfig } from './aws-kms-config.js';
+import { AWS_KMS_PROVIDER, AWS_KMS_SECRET_FIELDS, AwsKmsConfigSchema, namesAlias, parseAwsKmsConfig, type AwsKmsConfig, type AwsKmsDeployment } from './aws-kms-config.js';
 import { describeFailure, directReason, kmsFailureOf, mapKmsError } from './aws-kms-errors.js';
 import { descriptionOf, keyArnOfVersion, refusalOf, requireSymmetric, versionOf } from './aws-kms-key-state.js';
 
@@ -174,23 +174,31 @@ export class AwsKmsProvider implements CmkProvider {
   }
 }
 
-export const awsKmsProviderFactory: CmkProviderFactory = {
-  name: AWS_KMS_PROVIDER,
-  configSchema: AwsKmsConfigSchema,
-  secretFields: AWS_KMS_SECRET_FIELDS,
-  open(config, identity) {
-    const parsed = parseAwsKmsConfig(config);
-    // Constructing the client touches no network: credentials (static, or the default chain) and
-    // the endpoint are resolved on the first call. One attempt per call: the registry's deadline
-    // bounds each call, and retries stacking up behind a throttling KMS would only add load.
-    const client = new KMSClient({
-      region: parsed.region,
-      maxAttempts: 1,
-      ...(parsed.endpoint ? { endpoint: parsed.endpoint } : {}),
-      ...(parsed.accessKeyId && parsed.secretAccessKey
-        ? { credentials: { accessKeyId: parsed.accessKeyId, secretAccessKey: parsed.secretAccessKey, ...(parsed.sessionToken ? { sessionToken: parsed.sessionToken } : {}) } }
-        : {}),
-    });
-    return new AwsKmsProvider(client, parsed, identity);
-  },
-};
+/**
+ * The factory for a deployment: `deployment` (operator-only) may allow further endpoint hosts. The
+ * default export accepts AWS's own KMS endpoints only.
+ */
+export function createAwsKmsProviderFactory(deployment: AwsKmsDeployment = {}): CmkProviderFactory {
+  return {
+    name: AWS_KMS_PROVIDER,
+    configSchema: AwsKmsConfigSchema,
+    secretFields: AWS_KMS_SECRET_FIELDS,
+    open(config, identity) {
+      const parsed = parseAwsKmsConfig(config, deployment);
+      // Constructing the client touches no network: credentials (static, or the default chain) and
+      // the endpoint are resolved on the first call. One attempt per call: the registry's deadline
+      // bounds each call, and retries stacking up behind a throttling KMS would only add load.
+      const client = new KMSClient({
+        region: parsed.region,
+        maxAttempts: 1,
+        ...(parsed.endpoint ? { endpoint: parsed.endpoint } : {}),
+        ...(parsed.accessKeyId && parsed.secretAccessKey
+          ? { credentials: { accessKeyId: parsed.accessKeyId, secretAccessKey: parsed.secretAccessKey, ...(parsed.sessionToken ? { sessionToken: parsed.sessionToken } : {}) } }
+          : {}),
+      });
+      return new AwsKmsProvider(client, parsed, identity);
+    },
+  };
+}
+
+export const awsKmsProviderFactory: CmkProviderFactory = createAwsKmsProviderFactory();
