@@ -25,7 +25,7 @@ export const AwsKmsConfigSchema = Type.Object(
       pattern: KEY_ID_PATTERN,
       maxLength: 2048,
       description:
-        'The KMS key: key ARN (recommended), key id, alias name ("alias/…") or alias ARN. A symmetric encryption key (SYMMETRIC_DEFAULT). With an alias, keystrata follows whatever key the alias points to.',
+        'The KMS key: key ARN (recommended), key id, alias name ("alias/…") or alias ARN. A symmetric encryption key (SYMMETRIC_DEFAULT). Through an alias, new wraps use the key it points to now; keys wrapped under its earlier key keep unwrapping with that key while it exists.',
     }),
     endpoint: Type.Optional(
       Type.String({
