@@ -138,6 +138,15 @@ describe('kmip provider on PyKMIP: lifecycle states, connections, config', () =>
     expect((await failure(p.wrap(randomBytes(32), aad))).reason).toBe('credentials_rejected');
   });
 
+  it('a certificate of the right CA without the clientAuth usage is credentials_rejected (KMIP Authentication Not Successful)', async () => {
+    const keyId = await server.createKey();
+    const p = open(configFor(keyId, server.pki.notForClients));
+    const refused = await failure(p.wrap(randomBytes(32), aad));
+    expect(refused.reason).toBe('credentials_rejected');
+    expect(refused.message).toContain('Authentication Not Successful');
+    expect((await p.describe()).state).toBe('credentials_expired');
+  });
+
   it('keeps one TLS connection for many calls, and recovers after an abandoned (timed-out) call', async () => {
     const keyId = await server.createKey();
     const p = open(configFor(keyId));

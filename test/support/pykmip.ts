@@ -35,6 +35,8 @@ export interface PyKmipPki {
   readonly client: Pem;
   /** Same CN, signed by a CA the server does not trust. */
   readonly rogueClient: Pem;
+  /** Signed by the server's CA, without an extended key usage: TLS accepts it, PyKMIP answers Authentication Not Successful. */
+  readonly notForClients: Pem;
 }
 
 export interface PyKmipServer {
@@ -78,7 +80,8 @@ function makePki(dir: string): PyKmipPki {
   issue(dir, 'server', '127.0.0.1', 'ca', 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n');
   const client = issue(dir, 'client', 'keystrata-test', 'ca', 'extendedKeyUsage=clientAuth\n');
   const rogueClient = issue(dir, 'rogue-client', 'keystrata-test', 'rogue-ca', 'extendedKeyUsage=clientAuth\n');
-  return { caCert: ca.cert, client, rogueClient };
+  const notForClients = issue(dir, 'not-for-clients', 'keystrata-test', 'ca', 'keyUsage=critical,digitalSignature\n');
+  return { caCert: ca.cert, client, rogueClient, notForClients };
 }
 
 function writePolicy(dir: string, allowUse: boolean): void {
