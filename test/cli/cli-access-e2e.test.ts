@@ -81,4 +81,31 @@ describe('keystrata client / jwt / audit against a real server', () => {
     expect(broken.stdout).toMatch(/^first bad entry: seq 3$/m);
     expect(broken.stdout).toMatch(/^ok: +no$/m);
   });
+
+  it('keys cmk-set moves an environment to an uploaded key (config from stdin, never shown back), and back to platform', async () => {
+    const admin = as(t.token);
+    const ws = JSON.parse((await run(['workspace', 'create', 'cli-cmk'], admin)).stdout) as { id: string };
+    const sealed = (await run(['encrypt', ws.id, 'production', '--scope', 'job:j', '--text', 'kept'], admin)).stdout.trim();
+    const keyMaterial = Buffer.alloc(32, 7).toString('base64');
+    const set = await run(['keys', 'cmk-set', ws.id, 'production', '--provider', 'uploaded', '--config-file', '-'], {
+      ...admin,
+      stdin: JSON.stringify({ keyMaterial }),
+    });
+    expect(set.code, set.stderr).toBe(0);
+    expect(set.stdout).toMatch(/^provider: +uploaded$/m);
+    expect(set.stdout).toMatch(/^secret fields: +keyMaterial \(set; never shown\)$/m);
+    expect(set.stdout + set.stderr).not.toContain(keyMaterial);
+    const opened = await run(['decrypt', ws.id, 'production', sealed], admin);
+    expect(opened.bytes.toString()).toBe('kept');
+
+    const bad = await run(['keys', 'cmk-set', ws.id, 'production', '--provider', 'uploaded', '--config-file', '-'], { ...admin, stdin: '{"keyMaterial":"nope"}' });
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/invalid_request.*config\.keyMaterial/);
+    expect((await run(['keys', 'cmk-set', ws.id, 'production', '--provider', 'uploaded'], admin)).code).toBe(2);
+
+    const back = await run(['keys', 'cmk-set', ws.id, 'production', '--provider', 'platform'], admin);
+    expect(back.code, back.stderr).toBe(0);
+    expect(back.stdout).toMatch(/^provider: +platform$/m);
+    expect((await run(['decrypt', ws.id, 'production', sealed], admin)).bytes.toString()).toBe('kept');
+  });
 });

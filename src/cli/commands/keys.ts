@@ -1,5 +1,7 @@
 import type { Command } from 'commander';
-import type { HourlyKeyInfo, KeyStatus } from '../../../sdk/index.js';
+import type { CmkInfo, HourlyKeyInfo, KeyStatus } from '../../../sdk/index.js';
+import { UsageError } from '../errors.js';
+import { readInputFile, readStdin, utf8Text } from '../input.js';
 import type { CliIo } from '../io.js';
 import { connect, examples, withConnection, type ConnectionOptions, type FormatOptions } from '../options.js';
 import { writeFields, writeJson } from '../output.js';
@@ -25,8 +27,58 @@ export function registerKeysCommands(program: Command, io: CliIo): void {
     .action(async (workspace: string, env: string, options: Options) => {
       const cmk = await connect(options, io).getCmk(workspace, env);
       if (options.output === 'json') writeJson(io, cmk);
-      else writeFields(io, [['id', cmk.id], ['provider', cmk.provider], ['state', cmk.state], ['created', cmk.createdAt]]);
+      else writeCmk(io, cmk);
     });
+
+  withConnection(keys.command('cmk-set <workspace> <env>'), 'text')
+    .description(
+      "test-and-save the environment's CMK: the key store must wrap and unwrap live first, then the environment key is re-wrapped under it (docs/byok.md)",
+    )
+    .requiredOption('--provider <name>', 'platform, uploaded, pkcs11, kmip, aws-kms, gcp-kms, azure-keyvault or vault-transit')
+    .option('--config-file <path>', "the provider config as JSON (it holds credentials: read from a file, or standard input with '-', never from an argument)")
+    .addHelpText(
+      'after',
+      examples(
+        'keystrata keys cmk-set $WS production --provider vault-transit --config-file vault-cmk.json',
+        `printf '{"keyMaterial":"%s"}' "$(openssl rand -base64 32)" | keystrata keys cmk-set $WS production --provider uploaded --config-file -`,
+        'keystrata keys cmk-set $WS production --provider platform',
+      ),
+    )
+    .action(async (workspace: string, env: string, options: Options & { provider: string; configFile?: string }) => {
+      let config: Record<string, unknown> | undefined;
+      if (options.configFile !== undefined) {
+        const raw = options.configFile === '-' ? await readStdin(io, 'CMK config') : await readInputFile(options.configFile);
+        const text = utf8Text(raw, 'the CMK config');
+        raw.fill(0);
+        let parsed: unknown;
+        try {
+          parsed = JSON.parse(text);
+        } catch {
+          throw new UsageError('the CMK config is not valid JSON');
+        }
+        if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new UsageError('the CMK config must be a JSON object');
+        config = parsed as Record<string, unknown>;
+      } else if (options.provider !== 'platform') {
+        throw new UsageError(`--config-file is required for provider ${options.provider}`);
+      }
+      const cmk = await connect(options, io).putCmk(workspace, env, config === undefined ? { provider: options.provider } : { provider: options.provider, config });
+      if (options.output === 'json') writeJson(io, cmk);
+      else writeCmk(io, cmk);
+    });
+}
+
+function writeCmk(io: CliIo, cmk: CmkInfo): void {
+  const health = cmk.health;
+  writeFields(io, [
+    ['id', cmk.id],
+    ['provider', cmk.provider],
+    ['state', cmk.state],
+    ['created', cmk.createdAt],
+    ['key version', cmk.keyVersion ?? '-'],
+    ['config', JSON.stringify(cmk.config)],
+    ['secret fields', cmk.secretFields.length === 0 ? '-' : `${cmk.secretFields.join(', ')} (set; never shown)`],
+    ['health', health === null ? '- (platform-managed: not probed)' : `${health.state} since ${health.since} (checked ${health.checkedAt})${health.detail ? ` — ${health.detail}` : ''}`],
+  ]);
 }
 
 function writeKeyStatus(io: CliIo, s: KeyStatus): void {
