@@ -198,7 +198,7 @@ export async function startPyKmip(): Promise<PyKmipServer> {
       const id = requiredChild(created, Tag.UniqueIdentifier, 'textString').value;
       // The policy monitor loads policy files about a second after start: until then the key's
       // policy is unknown and Activate is refused.
-      if (activate) await until('activation', 5000, () => admin.call(Operation.Activate, [textString(Tag.UniqueIdentifier, id)]).then(() => true, refusedOnly));
+      if (activate) await until('activation', 10_000, () => admin.call(Operation.Activate, [textString(Tag.UniqueIdentifier, id)]).then(() => true, refusedOnly));
       return id;
     };
     probeKey.id = await create(true);
@@ -221,7 +221,7 @@ export async function startPyKmip(): Promise<PyKmipServer> {
       },
       async allowUse(allowed) {
         writePolicy(dir, allowed);
-        await until(allowed ? 'policy allowing use' : 'policy denying use', 5000, async () => (await probe()) === allowed);
+        await until(allowed ? 'policy allowing use' : 'policy denying use', 10_000, async () => (await probe()) === allowed);
       },
       operations() {
         if (!existsSync(log)) return 0;
