@@ -6,6 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KeystrataError } from '../../src/errors.js';
 import { CmkProviderError, type CmkProvider } from '../../src/providers/provider.js';
 import * as constants from '../../src/providers/pkcs11/cryptoki-constants.js';
+import { CryptokiError } from '../../src/providers/pkcs11/cryptoki-host.js';
+import { providerErrorOf } from '../../src/providers/pkcs11/pkcs11-errors.js';
 import { pkcs11ProviderFactory } from '../../src/providers/pkcs11/pkcs11-provider.js';
 import { startSoftHsm, type SoftHsm } from '../support/softhsm.js';
 import { CONTRACT_IDENTITY, providerContract } from './contract/provider-contract.js';
@@ -47,6 +49,21 @@ describe('pkcs11 provider: PKCS#11 specifics', () => {
     const pkcs11js = createRequire(import.meta.url)('pkcs11js') as Record<string, unknown>;
     const expected = Object.fromEntries(Object.keys(constants).map((name) => [name, pkcs11js[name.replace(/^PKCS11JS_/, 'CK_')]]));
     expect({ ...constants }).toEqual(expected);
+  });
+
+  it('maps the return values SoftHSM2 cannot be made to give (network HSM faults, policies, limits)', () => {
+    const reason = (ckr: string, decrypting = false) => providerErrorOf(new CryptokiError(ckr, ckr), 'test', decrypting).reason;
+    expect(reason('CKR_DEVICE_ERROR')).toBe('unreachable');
+    expect(reason('CKR_DEVICE_REMOVED')).toBe('unreachable');
+    expect(reason('CKR_TOKEN_NOT_PRESENT')).toBe('unreachable');
+    expect(reason('CKR_PIN_LOCKED')).toBe('credentials_rejected');
+    expect(reason('CKR_PIN_EXPIRED')).toBe('credentials_rejected');
+    expect(reason('CKR_SESSION_COUNT')).toBe('throttled');
+    expect(reason('CKR_MECHANISM_PARAM_INVALID')).toBe('permission_denied');
+    expect(reason('CKR_ENCRYPTED_DATA_INVALID', true)).toBe('invalid_ciphertext');
+    // A general error is a wrong GCM tag only while decrypting (SoftHSM2's answer to one).
+    expect(reason('CKR_GENERAL_ERROR', true)).toBe('invalid_ciphertext');
+    expect(reason('CKR_GENERAL_ERROR')).toBe('unreachable');
   });
 
   it('refuses a module the operator did not allow, when opened', () => {
