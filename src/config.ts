@@ -43,6 +43,8 @@ export interface Config {
   readonly cmkCallTimeoutMs: number;
   /** How often each customer-managed CMK is probed for its health. */
   readonly cmkProbeIntervalSeconds: number;
+  /** Absolute paths of the PKCS#11 libraries customers' `pkcs11` CMKs may name (none by default). */
+  readonly pkcs11Modules: readonly string[];
 }
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -62,6 +64,15 @@ function integer(env: Env, name: string, fallback: number, min: number, max: num
 function optional(env: Env, name: string): string | undefined {
   const raw = env[name];
   return raw === undefined || raw === '' ? undefined : raw;
+}
+
+/** A comma-separated list of absolute paths. */
+function pathList(env: Env, name: string): string[] {
+  const paths = (optional(env, name) ?? '').split(',').map((part) => part.trim()).filter((part) => part !== '');
+  for (const path of paths) {
+    if (!path.startsWith('/')) throw new KeystrataError('configuration_invalid', `${name}: "${path}" is not an absolute path.`);
+  }
+  return paths;
 }
 
 export function loadConfig(env: Env = process.env, cwd: string = process.cwd()): Config {
@@ -116,5 +127,6 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     authFailuresPerMinute: integer(env, 'KEYSTRATA_AUTH_FAILURES_PER_MINUTE', 20, 1, 100_000),
     cmkCallTimeoutMs: integer(env, 'KEYSTRATA_CMK_TIMEOUT_MS', 5000, 100, 120_000),
     cmkProbeIntervalSeconds: integer(env, 'KEYSTRATA_CMK_PROBE_INTERVAL_SECONDS', 60, 1, 86_400),
+    pkcs11Modules: Object.freeze(pathList(env, 'KEYSTRATA_PKCS11_MODULES')),
   });
 }

@@ -3,6 +3,7 @@ import { AZURE_KEYVAULT_PROVIDER, AzureKeyVaultConfig, resolveConfig as resolveA
 import { gcpKmsProviderFactory } from './gcp-kms/gcp-kms-provider.js';
 import { kmipProviderFactory } from './kmip/kmip-provider.js';
 import { lazyProviderFactory } from './lazy-provider.js';
+import { pkcs11ProviderFactory } from './pkcs11/pkcs11-provider.js';
 import type { CmkProviderFactory } from './provider.js';
 import { uploadedProviderFactory } from './uploaded/uploaded-provider.js';
 import { vaultTransitProviderFactory } from './vault-transit/vault-transit-provider.js';
@@ -13,10 +14,12 @@ import { vaultTransitProviderFactory } from './vault-transit/vault-transit-provi
  * provider loads its SDK lazily itself): a keystrata whose customers use none of them never loads
  * them, and start-up (and every test that opens keystrata) stays fast.
  */
-export function providerFactories(platform: CmkProviderFactory): CmkProviderFactory[] {
+export function providerFactories(platform: CmkProviderFactory, options: { readonly pkcs11Modules?: readonly string[] } = {}): CmkProviderFactory[] {
   return [
     platform,
     uploadedProviderFactory,
+    // Only the PKCS#11 libraries the operator listed can ever be loaded (native code in our process).
+    pkcs11ProviderFactory({ allowedModules: options.pkcs11Modules ?? [] }),
     kmipProviderFactory,
     lazyProviderFactory({
       name: AWS_KMS_PROVIDER,

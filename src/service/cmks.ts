@@ -133,6 +133,19 @@ export function createCmkService(deps: CmkServiceDeps) {
     });
   }
 
+  /** A config the provider refuses at open (a module not allowed, a host outside its cloud …) is the caller's 400. */
+  function openForTest(name: string, config: Readonly<Record<string, unknown>>, identity: { cmkId: string; environmentId: string }): CmkProvider {
+    try {
+      return providers.openConfig(name, config, identity);
+    } catch (error) {
+      if (error instanceof KeystrataError && (error.code === 'configuration_invalid' || error.code === 'invalid_request')) {
+        const field = error.field === undefined ? 'config' : error.field.startsWith('config') ? error.field : `config.${error.field}`;
+        throw new KeystrataError('invalid_request', error.message, { field });
+      }
+      throw error;
+    }
+  }
+
   return {
     async get(env: EnvironmentContext): Promise<CmkView> {
       return view(await activeCmk(env.environment.id));
@@ -168,7 +181,7 @@ export function createCmkService(deps: CmkServiceDeps) {
       const ek = await store.getActiveEk(environmentId);
       if (!ek) throw new KeystrataError('integrity_check_failed', 'The environment has no active environment key.');
 
-      const provider = providers.openConfig(change.provider, clearConfig, identity);
+      const provider = openForTest(change.provider, clearConfig, identity);
       let material: Buffer | undefined;
       try {
         await testRoundTrip(provider, cmkId);

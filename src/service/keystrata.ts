@@ -85,7 +85,7 @@ export async function openKeystrata(config: Config, options: OpenOptions = {}): 
     const platform = platformProviderFactory(root.platformWrapKey);
     const cache = new KeyCache<KeyMeta>({ maxEntries: config.keyCacheMaxEntries, ttlMs: config.keyCacheTtlSeconds * 1000, clock });
     const metrics = createMetrics({ cache, defaultMetrics: options.defaultMetrics ?? true });
-    const providers = new ProviderRegistry(providerFactories(platform), {
+    const providers = new ProviderRegistry(providerFactories(platform, { pkcs11Modules: config.pkcs11Modules }), {
       callTimeoutMs: config.cmkCallTimeoutMs,
       secretsKey: root.cmkSecretsKey,
       observe: metrics.observeProviderCall,

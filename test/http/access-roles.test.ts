@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROLES, as, asOk, clientsUrl, createClient, issueJwt, type CreatedClient, type Role } from '../support/access-helpers.js';
 import { createWorkspace, envUrl, expectError, ok, type InjectResult, type Method } from '../support/http-helpers.js';
@@ -73,6 +73,13 @@ for (const store of testStores()) {
       },
       { method: 'GET', path: '/v1/workspaces/:ws/environments/:env/keys', allowed: ['admin', 'operator', 'auditor'], inWorkspace: true, prepare: async (ws, env) => ({ url: `${envUrl(ws, env)}/keys`, status: 200 }) },
       { method: 'GET', path: '/v1/workspaces/:ws/environments/:env/cmk', allowed: ['admin', 'operator', 'auditor'], inWorkspace: true, prepare: async (ws, env) => ({ url: `${envUrl(ws, env)}/cmk`, status: 200 }) },
+      {
+        method: 'PUT',
+        path: '/v1/workspaces/:ws/environments/:env/cmk',
+        allowed: ['admin', 'operator'],
+        inWorkspace: true,
+        prepare: async (ws, env) => ({ url: `${envUrl(ws, env)}/cmk`, payload: { provider: 'uploaded', config: { keyMaterial: randomBytes(32).toString('base64') } }, status: 200 }),
+      },
       {
         method: 'POST',
         path: '/v1/workspaces/:ws/environments/:env/encrypt',

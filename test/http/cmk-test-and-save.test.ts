@@ -93,6 +93,14 @@ for (const store of testStores()) {
       expectError(await call(t, 'PUT', cmkUrl(ws), { provider: 'uploaded', config: { keyMaterial: randomBytes(32).toString('base64'), extra: 1 } }), 400, 'invalid_request');
       expectError(await call(t, 'PUT', cmkUrl(ws), { provider: 'uploaded' }), 400, 'invalid_request');
       expectError(await call(t, 'PUT', cmkUrl(ws), { provider: 'uploaded', config: {}, other: true }), 400, 'invalid_request');
+      // A PKCS#11 library the operator did not allow is never loaded: a 400 naming the field.
+      const module = expectError(
+        await call(t, 'PUT', cmkUrl(ws), { provider: 'pkcs11', config: { module: '/tmp/evil.so', tokenLabel: 't', pin: '1234', keyLabel: 'k' } }),
+        400,
+        'invalid_request',
+      );
+      expect(module.field).toBe('config.module');
+      expect(JSON.stringify(module)).not.toContain('1234');
       expect(await ok(t, 'GET', cmkUrl(ws), undefined)).toEqual(before);
     });
 

@@ -72,6 +72,6 @@ describe('lazyProviderFactory', () => {
     expect(() => azure.open({ keyId: 'https://evil.example.com/keys/k', tenantId: 't', clientId: 'c', clientSecret: 's' }, identity)).toThrow(KeystrataError);
     expect(aws.secretFields).toEqual(['secretAccessKey', 'sessionToken']);
     expect(azure.secretFields).toEqual(['clientSecret']);
-    expect(factories.map((f) => f.name).sort()).toEqual(['aws-kms', 'azure-keyvault', 'gcp-kms', 'kmip', 'platform', 'uploaded', 'vault-transit']);
+    expect(factories.map((f) => f.name).sort()).toEqual(['aws-kms', 'azure-keyvault', 'gcp-kms', 'kmip', 'pkcs11', 'platform', 'uploaded', 'vault-transit']);
   });
 });
