@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/service/clock.js';
 import { VaultTransitEmulator } from '../emulators/vault-transit/vault-transit-emulator.js';
-import type { PolicyRules } from '../emulators/vault-transit/vault-acl.js';
+import { keystrataPolicy } from '../emulators/vault-transit/vault-acl.js';
 import { call, createWorkspace, decrypt, encrypt, envUrl, expectError, ok } from '../support/http-helpers.js';
 import { openTestKeystrata, testStores, type TestKeystrata } from '../support/test-keystrata.js';
 
@@ -15,23 +15,13 @@ import { openTestKeystrata, testStores, type TestKeystrata } from '../support/te
 const TTL_SECONDS = 300;
 const KEY = 'keystrata-prod';
 
-function policyFor(...names: string[]): PolicyRules {
-  const rules: Record<string, PolicyRules[string]> = {};
-  for (const name of names) {
-    rules[`transit/encrypt/${name}`] = ['update'];
-    rules[`transit/decrypt/${name}`] = ['update'];
-    rules[`transit/keys/${name}`] = ['read'];
-  }
-  return rules;
-}
-
 for (const store of testStores()) {
   describe(`BYOK revocation and restore (${store}, Vault transit emulator)`, () => {
     let t: TestKeystrata;
     let vault: VaultTransitEmulator;
     let clock: ManualClock;
     let token: string;
-    const policy = policyFor(KEY, 'other-key', 'missing-key');
+    const policy = keystrataPolicy(KEY, 'other-key', 'missing-key');
 
     beforeAll(async () => {
       vault = await VaultTransitEmulator.start();

@@ -8,7 +8,7 @@ import { KeystrataError } from '../../src/errors.js';
 import { CmkProviderError, type CmkFailureReason, type CmkProvider } from '../../src/providers/provider.js';
 import { vaultTransitProviderFactory } from '../../src/providers/vault-transit/vault-transit-provider.js';
 import { VaultTransitEmulator } from '../emulators/vault-transit/vault-transit-emulator.js';
-import type { PolicyRules } from '../emulators/vault-transit/vault-acl.js';
+import { keystrataPolicy } from '../emulators/vault-transit/vault-acl.js';
 import { CONTRACT_IDENTITY, providerContract } from './contract/provider-contract.js';
 
 /**
@@ -23,17 +23,6 @@ import { CONTRACT_IDENTITY, providerContract } from './contract/provider-contrac
 const KEY = 'keystrata-cmk';
 const OTHER_KEY = 'other-cmk';
 const MISSING_KEY = 'missing-cmk';
-
-/** The documented policy, for each key name the fixture uses (the missing key too, so its absence — not a policy — is what fails). */
-function keystrataPolicy(...names: string[]): PolicyRules {
-  const rules: Record<string, PolicyRules[string]> = {};
-  for (const name of names) {
-    rules[`transit/encrypt/${name}`] = ['update'];
-    rules[`transit/decrypt/${name}`] = ['update'];
-    rules[`transit/keys/${name}`] = ['read'];
-  }
-  return rules;
-}
 
 const NO_SUCH_STATE = 'Vault transit keys have no';
 

@@ -26,6 +26,20 @@ const DEFAULT_POLICY: PolicyRules = {
   'sys/capabilities-self': ['update'],
 };
 
+/**
+ * The least-privilege policy docs/byok.md gives customers, for each key name: update on
+ * transit/encrypt and transit/decrypt, read on transit/keys (metadata, for the health probe).
+ */
+export function keystrataPolicy(...keyNames: string[]): PolicyRules {
+  const rules: Record<string, readonly Capability[]> = {};
+  for (const name of keyNames) {
+    rules[`transit/encrypt/${name}`] = ['update'];
+    rules[`transit/decrypt/${name}`] = ['update'];
+    rules[`transit/keys/${name}`] = ['read'];
+  }
+  return rules;
+}
+
 export class VaultAcl {
   private readonly policies = new Map<string, PolicyRules>([['default', DEFAULT_POLICY]]);
   private readonly tokens = new Map<string, TokenEntry>();
