@@ -4,10 +4,10 @@
  * database and surface much later as an undecryptable key, so both stores refuse it up front.
  */
 import type {
-  AuditAppend, ClientPatch, ClientRecord, ClientTokenRecord, ClientUsageDelta, CmkHealthRecord, CmkReplacement, EkRewrap, KeyRecord, NewEnvironment,
-  ObjectRecord, ObjectVersionRecord, WorkspaceRecord,
+  AuditAppend, ClientPatch, ClientRecord, ClientTokenRecord, ClientUsageDelta, CmkHealthRecord, CmkReplacement, EkRewrap, KeyRecord, KeyStateChange,
+  NewEnvironment, ObjectRecord, ObjectVersionRecord, WorkspaceRecord,
 } from './store.js';
-import { AUDIT_SEALINGS, CLIENT_ROLES, SCOPED_KINDS } from './rows.js';
+import { AUDIT_SEALINGS, CLIENT_ROLES, SCOPED_KINDS, isKeyState } from './rows.js';
 
 function needs(condition: boolean, message: string): asserts condition {
   if (!condition) throw new TypeError(`store precondition: ${message}`);
@@ -26,6 +26,7 @@ export function checkNewEnvironment(env: NewEnvironment, workspace?: WorkspaceRe
   needs(cmk.environmentId === environment.id, 'cmk.environmentId must be the environment id');
   needs(ek.environmentId === environment.id, 'ek.environmentId must be the environment id');
   needs(ek.kind === 'ek' && ek.state === 'active', 'ek must be an active key of kind "ek"');
+  needs(ek.destroyAt === undefined || ek.destroyAt === null, 'an active ek has no destroyAt');
   needs(ek.parentId === cmk.id, 'ek.parentId must be the cmk id');
 }
 
@@ -33,6 +34,29 @@ export function checkKey(key: KeyRecord): void {
   /* Precondition: keys with a uniqueness identity carry it (NULLs would never collide in an index). */
   if (key.kind === 'hourly') needs(key.hourStart !== null, 'an hourly key needs hourStart');
   if (SCOPED_KINDS.includes(key.kind)) needs(key.scopeId !== null, `a ${key.kind} key needs scopeId`);
+  /* Precondition: destroyAt is set exactly when the key is scheduled for destruction (the due list reads it). */
+  if (key.state === 'scheduled-destruction') needs(isDate(key.destroyAt), 'a key in scheduled-destruction needs destroyAt as a valid Date');
+  else needs(key.destroyAt === undefined || key.destroyAt === null, `a key in state ${key.state} has no destroyAt`);
+}
+
+export function checkKeyStateChange(change: KeyStateChange): void {
+  /* Precondition: the change names one key. */
+  needs(typeof change.environmentId === 'string' && change.environmentId !== '', 'environmentId must be a non-empty string');
+  needs(typeof change.keyId === 'string' && change.keyId !== '', 'keyId must be a non-empty string');
+  /* Precondition: the compare-and-set compares against at least one known state (an empty list would never apply). */
+  needs(Array.isArray(change.from) && change.from.length > 0 && change.from.every(isKeyState), 'from must be a non-empty array of key states');
+  needs(isKeyState(change.to), 'to must be a key state');
+  /* Precondition: a scheduled destruction says when; any other state clears destroyAt, whatever the change carries. */
+  if (change.to === 'scheduled-destruction') needs(isDate(change.destroyAt), 'destroyAt must be a valid Date with to = "scheduled-destruction"');
+}
+
+/** The most keys one listDueDestructions call returns. */
+export const MAX_DUE_PAGE = 1000;
+
+export function checkDueListing(now: Date, limit: number): void {
+  /* Precondition: a page holds 1..1000 keys due at a valid time. */
+  needs(isDate(now), 'now must be a valid Date');
+  needs(Number.isSafeInteger(limit) && limit >= 1 && limit <= MAX_DUE_PAGE, `limit must be an integer from 1 to ${MAX_DUE_PAGE}`);
 }
 
 export function checkNewObject(object: ObjectRecord, first: ObjectVersionRecord): void {

@@ -77,6 +77,8 @@ export interface KeyRow {
   readonly wrapping_key_version: string | null;
   readonly state: string;
   readonly created_at: DbTime;
+  /** Set only while the key is in 'scheduled-destruction' (migration 4). */
+  readonly destroy_at: DbTime | null;
 }
 
 export interface ObjectRow {
@@ -170,7 +172,7 @@ export const COLUMNS = {
   environments: ['id', 'workspace_id', 'name', 'created_at'],
   cmks: ['id', 'environment_id', 'provider', 'config', 'state', 'created_at'],
   cmk_health: ['cmk_id', 'state', 'since', 'checked_at', 'current_version', 'expires_at', 'deletion_at', 'detail'],
-  keys: ['id', 'environment_id', 'kind', 'scope_id', 'hour_start', 'parent_id', 'wrapped', 'wrapping_key_version', 'state', 'created_at'],
+  keys: ['id', 'environment_id', 'kind', 'scope_id', 'hour_start', 'parent_id', 'wrapped', 'wrapping_key_version', 'state', 'created_at', 'destroy_at'],
   objects: ['id', 'environment_id', 'name', 'context', 'context_key_id', 'metadata', 'version', 'created_at', 'updated_at'],
   object_versions: ['object_id', 'version', 'data_key_id', 'wrapped_data_key', 'ciphertext', 'created_at'],
   // The usage counters are not listed: a new client starts from the schema defaults (see CLIENT_USAGE_COLUMNS).
@@ -221,9 +223,13 @@ function keyKind(value: string): KeyKind {
   return value;
 }
 
+export function isKeyState(value: unknown): value is KeyState {
+  return typeof value === 'string' && (KEY_STATES as readonly string[]).includes(value);
+}
+
 function keyState(value: string): KeyState {
-  if (!(KEY_STATES as readonly string[]).includes(value)) throw new Error(`store: unknown key state "${value}"`);
-  return value as KeyState;
+  if (!isKeyState(value)) throw new Error(`store: unknown key state "${value}"`);
+  return value;
 }
 
 // Likewise for a client's role: an unknown role must not reach the authorisation code.
@@ -301,6 +307,7 @@ export function toKey(row: KeyRow): KeyRecord {
     wrappingKeyVersion: row.wrapping_key_version,
     state: keyState(row.state),
     createdAt: toDate(row.created_at),
+    destroyAt: row.destroy_at === null ? null : toDate(row.destroy_at),
   };
 }
 

@@ -58,6 +58,26 @@ export interface KeyRecord {
   readonly wrappingKeyVersion: string | null;
   readonly state: KeyState;
   readonly createdAt: Date;
+  /** For state 'scheduled-destruction': when the key will be destroyed. Stores always return it (null otherwise). */
+  readonly destroyAt?: Date | null;
+}
+
+/** A compare-and-set change of a key's lifecycle state (src/service/key-lifecycle.ts). */
+export interface KeyStateChange {
+  readonly environmentId: string;
+  readonly keyId: string;
+  /** The change applies only if the key's current state is one of these. */
+  readonly from: readonly KeyState[];
+  readonly to: KeyState;
+  /** Required with to = 'scheduled-destruction'; cleared otherwise. */
+  readonly destroyAt?: Date | null;
+}
+
+/** Told about every key state change, on every node (this one included). */
+export interface KeyStateEvent {
+  readonly environmentId: string;
+  readonly keyId: string;
+  readonly state: KeyState;
 }
 
 export interface ObjectRecord {
@@ -294,6 +314,24 @@ export interface Store {
    * (or there was no record). Returns the record as stored.
    */
   putCmkHealth(record: CmkHealthRecord, auditIfChanged?: AuditAppend): Promise<CmkHealthRecord>;
+
+  // Key lifecycle.
+  /**
+   * Compare-and-set of a key's state: applies only if the key exists in the environment and its
+   * state is in `change.from`; returns the updated record, or undefined (nothing written, audit
+   * included). With to = 'destroyed' the wrapped material is erased in the same statement (the
+   * wrapped column set to zero bytes): nothing below that key can ever be unwrapped again. Every
+   * applied change is announced to watchKeyStates listeners on all nodes (PostgreSQL: NOTIFY in the
+   * same transaction, so it is delivered at commit).
+   */
+  setKeyState(change: KeyStateChange, audit?: AuditAppend): Promise<KeyRecord | undefined>;
+  /** Keys in 'scheduled-destruction' with destroyAt <= now, in any environment, soonest first. limit 1..1000. */
+  listDueDestructions(now: Date, limit: number): Promise<readonly KeyRecord[]>;
+  /**
+   * Subscribe to key state changes made by any node (SQLite: this process; PostgreSQL: LISTEN on a
+   * dedicated connection that reconnects by itself). Returns an unsubscribe function.
+   */
+  watchKeyStates(listener: (event: KeyStateEvent) => void): () => void;
 
   // Keys.
   getKey(environmentId: string, keyId: string): Promise<KeyRecord | undefined>;

@@ -46,7 +46,7 @@ export function cmkHealth(cmkId: string, state: string, at: Date, fields: Partia
 export function key(environmentId: string, kind: KeyKind, fields: Partial<KeyRecord> = {}): KeyRecord {
   return {
     id: newId(), environmentId, kind, scopeId: null, hourStart: null, parentId: newId(),
-    wrapped: wrappedKey(), wrappingKeyVersion: null, state: 'active', createdAt: new Date(), ...fields,
+    wrapped: wrappedKey(), wrappingKeyVersion: null, state: 'active', createdAt: new Date(), destroyAt: null, ...fields,
   };
 }
 

@@ -14,6 +14,7 @@ import { clientContract } from './contract/clients.js';
 import { cmkContract } from './contract/cmks.js';
 import type { ContractContext } from './contract/context.js';
 import { keyContract } from './contract/keys.js';
+import { lifecycleContract } from './contract/lifecycle.js';
 import { objectContract } from './contract/objects.js';
 import { persistenceContract } from './contract/persistence.js';
 import { workspaceContract } from './contract/workspaces.js';
@@ -31,6 +32,7 @@ for (const backend of BACKENDS) {
       return s;
     };
     const ctx: ContractContext = {
+      kind: backend.name,
       get store() {
         return opened(store);
       },
@@ -85,6 +87,7 @@ for (const backend of BACKENDS) {
     clientContract(ctx);
     auditContract(ctx);
     cmkContract(ctx);
+    lifecycleContract(ctx);
   });
 }
 

@@ -167,6 +167,17 @@ CREATE TABLE cmk_health (
 CREATE INDEX cmks_active ON cmks (id COLLATE "C") WHERE state = 'active';
 `,
   },
+  {
+    version: 4,
+    description: 'keys.destroy_at; index of keys due for destruction',
+    sql: `
+-- When a key in 'scheduled-destruction' is destroyed; NULL in any other state.
+ALTER TABLE keys ADD COLUMN destroy_at timestamptz;
+
+-- listDueDestructions: the scheduled keys, soonest first (id in code point order breaks ties, as in SQLite).
+CREATE INDEX keys_due_destruction ON keys (destroy_at, id COLLATE "C") WHERE state = 'scheduled-destruction';
+`,
+  },
 ];
 
 /** Schema names are interpolated into SQL and connection options, so only plain identifiers pass. */

@@ -2,6 +2,7 @@
  * The PostgreSQL store: a pg Pool shared by all requests of this node; several nodes may share one
  * database. Uniqueness and compare-and-set rules live in the schema and in single statements, so
  * they hold across nodes; methods of several statements run in one transaction on one client.
+ * Key state changes reach the other nodes by NOTIFY (key-state-watcher.ts).
  */
 import pg from 'pg';
 import type { PoolClient, QueryConfig, QueryResult, QueryResultRow } from 'pg';
@@ -9,9 +10,11 @@ import { chainEntries, groupByWorkspace } from '../audit-chain.js';
 import { mergeUsageDeltas } from '../client-usage.js';
 import { decodeNameCursor, decodeWorkspaceCursor, encodeNameCursor, encodeWorkspaceCursor, toPage } from '../cursor.js';
 import {
-  checkAudit, checkAuditPage, checkAuditWorkspace, checkClientPatch, checkClientToken, checkCmkHealth, checkCmkListing, checkCmkReplacement, checkEkRewrap,
-  checkKey, checkLimit, checkNewClient, checkNewEnvironment, checkNewObject, checkNextVersion, checkRotationTimes, checkUsageDeltas,
+  checkAudit, checkAuditPage, checkAuditWorkspace, checkClientPatch, checkClientToken, checkCmkHealth, checkCmkListing, checkCmkReplacement, checkDueListing,
+  checkEkRewrap, checkKey, checkKeyStateChange, checkLimit, checkNewClient, checkNewEnvironment, checkNewObject, checkNextVersion, checkRotationTimes,
+  checkUsageDeltas,
 } from '../preconditions.js';
+import { encodeKeyStateEvent } from '../key-state-listeners.js';
 import {
   SCOPED_KINDS, kindCounts, toAuditEntry, toAuditHead, toClient, toClientToken, toClientTokenJoin, toClientWithUsage, toCmk, toCmkHealth, toEnvironment,
   toKey, toObject, toObjectVersion, toWorkspace,
@@ -23,6 +26,7 @@ import {
   type AuditAppend, type AuditEntryRecord, type AuditHead, type KeyRecord, type NewEnvironment, type Store,
 } from '../store.js';
 import { asStoreError } from './connection-errors.js';
+import { createKeyStateWatcher, keyStateChannel } from './key-state-watcher.js';
 import { checkSchemaName, migratePostgres } from './migrations.js';
 import { SQL, values, type StatementName } from './statements.js';
 
@@ -210,6 +214,9 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     return row && map(row);
   };
 
+  const channel = keyStateChannel(schema);
+  const watcher = createKeyStateWatcher({ url: options.url, channel });
+
   let closed = false;
   const store: Store = {
     kind: 'postgres',
@@ -344,6 +351,30 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
       }
     },
 
+    async setKeyState(change, audit) {
+      checkKeyStateChange(change);
+      if (audit) checkAudit(audit);
+      try {
+        // Always a transaction: the NOTIFY must be sent by the transaction that made the change.
+        const row = await transaction(async (client) => {
+          const updated = await first<KeyRow>(client, 'setKeyState', values.keyState(change));
+          if (!updated) return undefined;
+          const event = { environmentId: updated.environment_id, keyId: updated.id, state: change.to };
+          await run(client, 'notifyKeyState', [channel, encodeKeyStateEvent(event)]);
+          if (audit) await appendEnvironmentAuditInTx(client, change.environmentId, audit);
+          return updated;
+        }, READ_COMMITTED);
+        return row && toKey(row);
+      } catch (error) {
+        throw conflict(error, 'an audit entry with that id');
+      }
+    },
+    async listDueDestructions(now, limit) {
+      checkDueListing(now, limit);
+      return (await run<KeyRow>(pool, 'listDueDestructions', [now, limit])).rows.map(toKey);
+    },
+    watchKeyStates: (listener) => watcher.subscribe(listener),
+
     getKey: (environmentId, keyId) => one('getKey', [environmentId, keyId], toKey),
     getActiveEk: (environmentId) => one('getActiveEk', [environmentId], toKey),
     getHourlyKey: (environmentId, hourStart) => one('getHourly', [environmentId, hourStart], toKey),
@@ -355,7 +386,7 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     },
     async insertKeyIfAbsent(key) {
       checkKey(key);
-      if ((await run(pool, 'insertKey', values.key(key))).rowCount === 1) return key;
+      if ((await run(pool, 'insertKey', values.key(key))).rowCount === 1) return { ...key, destroyAt: key.destroyAt ?? null };
       // DO NOTHING waited for the conflicting insert to commit, so the winner is visible to the next
       // statement. The id itself may be what collided: a retry of the same insert gets the stored key.
       const winner = (await identityWinner(key)) ?? (await first<KeyRow>(pool, 'getKeyById', [key.id]));
@@ -533,6 +564,7 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     async close() {
       if (closed) return;
       closed = true;
+      await watcher.close();
       await pool.end();
     },
   };

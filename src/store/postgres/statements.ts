@@ -4,8 +4,8 @@
  */
 import { COLUMNS, clientUsageCols, cols, type Table } from '../rows.js';
 import type {
-  AuditEntryRecord, AuditHead, ClientPatch, ClientRecord, ClientTokenRecord, ClientUsageDelta, CmkHealthRecord, CmkRecord, KeyRecord, NewEnvironment,
-  ObjectRecord, ObjectVersionRecord, WorkspaceRecord,
+  AuditEntryRecord, AuditHead, ClientPatch, ClientRecord, ClientTokenRecord, ClientUsageDelta, CmkHealthRecord, CmkRecord, KeyRecord, KeyStateChange,
+  NewEnvironment, ObjectRecord, ObjectVersionRecord, WorkspaceRecord,
 } from '../store.js';
 
 function insert(table: Table, suffix = ''): string {
@@ -83,6 +83,16 @@ export const SQL = {
   getKey: `SELECT ${K} FROM keys WHERE environment_id = $1 AND id = $2`,
   getKeyById: `SELECT ${K} FROM keys WHERE id = $1`,
   getActiveEk: `SELECT ${K} FROM keys WHERE environment_id = $1 AND kind = 'ek' AND state = 'active'`,
+  // The compare-and-set of a lifecycle change in one statement: a concurrent change of the same key
+  // waits for the row lock, then re-checks the state against the row the first left. Destroying
+  // erases the wrapped key (zero bytes) in the same write.
+  setKeyState: `UPDATE keys SET state = $4::text, destroy_at = $5,
+    wrapped = CASE WHEN $4::text = 'destroyed' THEN ''::bytea ELSE wrapped END
+    WHERE environment_id = $1 AND id = $2 AND state = ANY ($3::text[]) RETURNING ${K}`,
+  // Delivered to every LISTENing session when the transaction commits; nothing if it rolls back.
+  notifyKeyState: 'SELECT pg_notify($1, $2)',
+  listDueDestructions: `SELECT ${K} FROM keys WHERE state = 'scheduled-destruction' AND destroy_at <= $1
+    ORDER BY destroy_at, id COLLATE "C" LIMIT $2`,
   getActiveLog: `SELECT ${K} FROM keys WHERE environment_id = $1 AND kind = 'log' AND state = 'active'`,
   getHourly: `SELECT ${K} FROM keys WHERE environment_id = $1 AND kind = 'hourly' AND hour_start = $2`,
   getScoped: `SELECT ${K} FROM keys WHERE environment_id = $1 AND kind = $2 AND scope_id = $3`,
@@ -167,7 +177,11 @@ export const values = {
   cmk: (c: CmkRecord): unknown[] => [c.id, c.environmentId, c.provider, JSON.stringify(c.config), c.state, c.createdAt],
   cmkHealth: (h: CmkHealthRecord): unknown[] => [h.cmkId, h.state, h.since, h.checkedAt, h.currentVersion, h.expiresAt, h.deletionAt, h.detail],
   key: (k: KeyRecord): unknown[] => [
-    k.id, k.environmentId, k.kind, k.scopeId, k.hourStart, k.parentId, k.wrapped, k.wrappingKeyVersion, k.state, k.createdAt,
+    k.id, k.environmentId, k.kind, k.scopeId, k.hourStart, k.parentId, k.wrapped, k.wrappingKeyVersion, k.state, k.createdAt, k.destroyAt ?? null,
+  ],
+  /** setKeyState's parameters; destroy_at only for a scheduled destruction. */
+  keyState: (c: KeyStateChange): unknown[] => [
+    c.environmentId, c.keyId, [...c.from], c.to, c.to === 'scheduled-destruction' ? c.destroyAt ?? null : null,
   ],
   object: (o: ObjectRecord): unknown[] => [
     o.id, o.environmentId, o.name, o.context, o.contextKeyId, JSON.stringify(o.metadata), o.version, o.createdAt, o.updatedAt,

@@ -166,6 +166,17 @@ CREATE TABLE cmk_health (
 CREATE INDEX cmks_active ON cmks (id) WHERE state = 'active';
 `,
   },
+  {
+    version: 4,
+    description: 'keys.destroy_at; index of keys due for destruction',
+    sql: `
+-- When a key in 'scheduled-destruction' is destroyed (integer ms, like every timestamp); NULL in any other state.
+ALTER TABLE keys ADD COLUMN destroy_at INTEGER;
+
+-- listDueDestructions: the scheduled keys, soonest first (id breaks ties).
+CREATE INDEX keys_due_destruction ON keys (destroy_at, id) WHERE state = 'scheduled-destruction';
+`,
+  },
 ];
 
 /**

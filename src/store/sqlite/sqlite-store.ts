@@ -5,6 +5,10 @@
  * transactions below are for atomicity and for other processes on the same file. Write
  * transactions are IMMEDIATE: a deferred one that reads first and then writes cannot wait for the
  * lock (SQLite fails it with SQLITE_BUSY at once), while an immediate one waits up to busy_timeout.
+ *
+ * Key state changes are announced to the watchKeyStates listeners of this store object only, right
+ * after the change commits. SQLite is the single-node store: another process (or another store
+ * object) on the same file is not told; deployments with several nodes use PostgreSQL.
  */
 import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
@@ -13,9 +17,11 @@ import { chainEntries, groupByWorkspace } from '../audit-chain.js';
 import { mergeUsageDeltas } from '../client-usage.js';
 import { decodeNameCursor, decodeWorkspaceCursor, encodeNameCursor, encodeWorkspaceCursor, toPage } from '../cursor.js';
 import {
-  checkAudit, checkAuditPage, checkAuditWorkspace, checkClientPatch, checkClientToken, checkCmkHealth, checkCmkListing, checkCmkReplacement, checkEkRewrap,
-  checkKey, checkLimit, checkNewClient, checkNewEnvironment, checkNewObject, checkNextVersion, checkRotationTimes, checkUsageDeltas,
+  checkAudit, checkAuditPage, checkAuditWorkspace, checkClientPatch, checkClientToken, checkCmkHealth, checkCmkListing, checkCmkReplacement, checkDueListing,
+  checkEkRewrap, checkKey, checkKeyStateChange, checkLimit, checkNewClient, checkNewEnvironment, checkNewObject, checkNextVersion, checkRotationTimes,
+  checkUsageDeltas,
 } from '../preconditions.js';
+import { KeyStateListeners } from '../key-state-listeners.js';
 import {
   SCOPED_KINDS, kindCounts, toAuditEntry, toAuditHead, toClient, toClientToken, toClientTokenJoin, toClientWithUsage, toCmk, toCmkHealth, toEnvironment,
   toKey, toObject, toObjectVersion, toWorkspace, type CmkHealthRow, type KeyRow,
@@ -23,12 +29,12 @@ import {
 import {
   StoreConflictError,
   type AuditAppend, type ClientPatch, type ClientRecord, type ClientTokenRecord, type CmkHealthRecord, type CmkReplacement, type EkRewrap, type KeyRecord,
-  type NewEnvironment, type ObjectRecord, type ObjectVersionRecord, type Store, type WorkspaceRecord,
+  type KeyStateChange, type NewEnvironment, type ObjectRecord, type ObjectVersionRecord, type Store, type WorkspaceRecord,
 } from '../store.js';
 import { migrateSqlite } from './migrations.js';
 import {
-  auditHeadParams, auditParams, clientParams, cmkHealthParams, cmkParams, environmentParams, keyParams, objectParams, patchParams, prepareStatements,
-  tokenParams, usageParams, versionParams, workspaceParams,
+  auditHeadParams, auditParams, clientParams, cmkHealthParams, cmkParams, environmentParams, keyParams, keyStateParams, objectParams, patchParams,
+  prepareStatements, tokenParams, usageParams, versionParams, workspaceParams,
 } from './statements.js';
 
 export interface SqliteStoreOptions {
@@ -71,6 +77,7 @@ export async function openSqliteStore(options: SqliteStoreOptions): Promise<Stor
     throw error;
   }
   const q = prepareStatements(db);
+  const keyStateListeners = new KeyStateListeners();
 
   const insertEnvironmentRows = (env: NewEnvironment): void => {
     q.insertEnvironment.run(environmentParams(env));
@@ -149,6 +156,11 @@ export async function openSqliteStore(options: SqliteStoreOptions): Promise<Stor
       if (audit) appendEnvironmentAuditInTx(change.environmentId, audit);
       return true;
     }),
+    setKeyState: db.transaction((change: KeyStateChange, audit: AuditAppend): KeyRow | undefined => {
+      const row = q.setKeyState.get(keyStateParams(change));
+      if (row) appendEnvironmentAuditInTx(change.environmentId, audit);
+      return row;
+    }),
     putCmkHealth: db.transaction((record: CmkHealthRecord, audit: AuditAppend): CmkHealthRow => {
       // Inside the IMMEDIATE transaction no other process can write between this read and the upsert.
       const before = q.getCmkHealth.get(record.cmkId);
@@ -157,7 +169,7 @@ export async function openSqliteStore(options: SqliteStoreOptions): Promise<Stor
       return row;
     }),
     insertKeyIfAbsent: db.transaction((key: KeyRecord): KeyRecord => {
-      if (q.insertKey.run(keyParams(key)).changes === 1) return key;
+      if (q.insertKey.run(keyParams(key)).changes === 1) return { ...key, destroyAt: key.destroyAt ?? null };
       // The id itself may be what collided: a retry of the same insert is answered with the stored key.
       const winner = identityWinner(key) ?? q.getKeyById.get(key.id);
       if (!winner || winner.environment_id !== key.environmentId || winner.kind !== key.kind) {
@@ -319,6 +331,29 @@ export async function openSqliteStore(options: SqliteStoreOptions): Promise<Stor
       } catch (error) {
         throw conflict(error, 'an audit entry with that id');
       }
+    },
+
+    async setKeyState(change, audit) {
+      checkKeyStateChange(change);
+      if (audit) checkAudit(audit);
+      let row: KeyRow | undefined;
+      try {
+        // Without audit the one statement is the whole change; with it, both go in one transaction.
+        row = audit ? tx.setKeyState.immediate(change, audit) : q.setKeyState.get(keyStateParams(change));
+      } catch (error) {
+        throw conflict(error, 'an audit entry with that id');
+      }
+      if (!row) return undefined;
+      const stored = toKey(row);
+      keyStateListeners.emit({ environmentId: stored.environmentId, keyId: stored.id, state: stored.state });
+      return stored;
+    },
+    async listDueDestructions(now, limit) {
+      checkDueListing(now, limit);
+      return q.listDueDestructions.all(now.getTime(), limit).map(toKey);
+    },
+    watchKeyStates(listener) {
+      return keyStateListeners.add(listener);
     },
 
     async getKey(environmentId, keyId) {

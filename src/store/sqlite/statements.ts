@@ -9,8 +9,8 @@ import {
   type CmkRow, type EnvironmentRow, type KeyRow, type KindCountRow, type ObjectRow, type ObjectVersionRow, type SettingRow, type Table, type WorkspaceRow,
 } from '../rows.js';
 import type {
-  AuditEntryRecord, AuditHead, ClientPatch, ClientRecord, ClientTokenRecord, ClientUsageDelta, CmkHealthRecord, CmkRecord, KeyRecord, NewEnvironment,
-  ObjectRecord, ObjectVersionRecord, WorkspaceRecord,
+  AuditEntryRecord, AuditHead, ClientPatch, ClientRecord, ClientTokenRecord, ClientUsageDelta, CmkHealthRecord, CmkRecord, KeyRecord, KeyStateChange,
+  NewEnvironment, ObjectRecord, ObjectVersionRecord, WorkspaceRecord,
 } from '../store.js';
 
 // What SQLite is handed for a column: Dates as integer milliseconds, JSON as text.
@@ -50,6 +50,23 @@ export function keyParams(k: KeyRecord): Params<KeyRow> {
   return {
     id: k.id, environment_id: k.environmentId, kind: k.kind, scope_id: k.scopeId, hour_start: k.hourStart, parent_id: k.parentId,
     wrapped: k.wrapped, wrapping_key_version: k.wrappingKeyVersion, state: k.state, created_at: k.createdAt.getTime(),
+    destroy_at: k.destroyAt ? k.destroyAt.getTime() : null,
+  };
+}
+
+/** setKeyState's parameters: the allowed current states as one JSON array, destroy_at only for a scheduled destruction. */
+export interface KeyStateParams {
+  readonly environment_id: string;
+  readonly id: string;
+  readonly from: string;
+  readonly to: string;
+  readonly destroy_at: number | null;
+}
+
+export function keyStateParams(c: KeyStateChange): KeyStateParams {
+  return {
+    environment_id: c.environmentId, id: c.keyId, from: JSON.stringify(c.from), to: c.to,
+    destroy_at: c.to === 'scheduled-destruction' && c.destroyAt ? c.destroyAt.getTime() : null,
   };
 }
 
@@ -203,6 +220,16 @@ export function prepareStatements(db: Database.Database) {
     casEkWrapping: db.prepare<[Buffer, string, string, string, string, Buffer]>(
       `UPDATE keys SET wrapped = ?, wrapping_key_version = ?
        WHERE environment_id = ? AND id = ? AND kind = 'ek' AND parent_id = ? AND wrapped = ?`,
+    ),
+    // The compare-and-set of a lifecycle change in one statement; destroying erases the wrapped key
+    // (a zero-length blob) in the same write, so no committed state has a destroyed key with material.
+    setKeyState: db.prepare<KeyStateParams, KeyRow>(
+      `UPDATE keys SET state = @to, destroy_at = @destroy_at, wrapped = CASE WHEN @to = 'destroyed' THEN X'' ELSE wrapped END
+       WHERE environment_id = @environment_id AND id = @id AND state IN (SELECT value FROM json_each(@from)) RETURNING ${K}`,
+    ),
+    // The literal state lets SQLite use the partial index keys_due_destruction.
+    listDueDestructions: db.prepare<[number, number], KeyRow>(
+      `SELECT ${K} FROM keys WHERE state = 'scheduled-destruction' AND destroy_at <= ? ORDER BY destroy_at, id LIMIT ?`,
     ),
     getActiveLog: db.prepare<[string], KeyRow>(`SELECT ${K} FROM keys WHERE environment_id = ? AND kind = 'log' AND state = 'active'`),
     getHourly: db.prepare<[string, number], KeyRow>(`SELECT ${K} FROM keys WHERE environment_id = ? AND kind = 'hourly' AND hour_start = ?`),

@@ -65,7 +65,7 @@ export function persistenceContract(ctx: ContractContext): void {
       const { object, version } = newObject(first.environment.id, 'kept');
       const store = await l.open();
       try {
-        expect(await l.appliedMigrations()).toEqual([1, 2, 3]);
+        expect(await l.appliedMigrations()).toEqual([1, 2, 3, 4]);
         await store.createWorkspace(workspace, first);
         await store.createObject(object, version);
         // The tables of migration 2 are there and work.
@@ -77,6 +77,13 @@ export function persistenceContract(ctx: ContractContext): void {
         // And the table of migration 3.
         const health = cmkHealth(first.cmk.id, 'healthy', new Date());
         expect(await store.putCmkHealth(health)).toEqual(health);
+        // And the column and index of migration 4.
+        const job = key(first.environment.id, 'job', { scopeId: 'after-upgrade' });
+        expect((await store.insertKeyIfAbsent(job)).destroyAt).toBeNull();
+        const at = new Date();
+        const change = { environmentId: first.environment.id, keyId: job.id, from: ['active'] as const, to: 'scheduled-destruction' as const, destroyAt: at };
+        expect((await store.setKeyState(change))?.destroyAt).toEqual(at);
+        expect((await store.listDueDestructions(at, 10)).map((k) => k.id)).toEqual([job.id]);
       } finally {
         await store.close();
       }
