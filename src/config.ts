@@ -45,6 +45,8 @@ export interface Config {
   readonly cmkProbeIntervalSeconds: number;
   /** Absolute paths of the PKCS#11 libraries customers' `pkcs11` CMKs may name (none by default). */
   readonly pkcs11Modules: readonly string[];
+  /** Default waiting period before a scheduled key destruction happens. */
+  readonly destructionWaitingDays: number;
 }
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -128,5 +130,6 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     cmkCallTimeoutMs: integer(env, 'KEYSTRATA_CMK_TIMEOUT_MS', 5000, 100, 120_000),
     cmkProbeIntervalSeconds: integer(env, 'KEYSTRATA_CMK_PROBE_INTERVAL_SECONDS', 60, 1, 86_400),
     pkcs11Modules: Object.freeze(pathList(env, 'KEYSTRATA_PKCS11_MODULES')),
+    destructionWaitingDays: integer(env, 'KEYSTRATA_DESTRUCTION_WAITING_DAYS', 7, 1, 365),
   });
 }

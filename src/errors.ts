@@ -23,6 +23,7 @@ export const ERROR_STATUS = {
   method_not_allowed: 405,
   already_exists: 409,
   version_conflict: 409,
+  key_state_conflict: 409,
   key_destroyed: 410,
   payload_too_large: 413,
   unsupported_media_type: 415,

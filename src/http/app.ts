@@ -14,6 +14,7 @@ import { authRoutes } from './routes/auth-routes.js';
 import { clientRoutes } from './routes/client-routes.js';
 import { cryptoRoutes } from './routes/crypto-routes.js';
 import { keyRoutes } from './routes/key-routes.js';
+import { lifecycleRoutes } from './routes/lifecycle-routes.js';
 import { objectRoutes } from './routes/object-routes.js';
 import { systemRoutes } from './routes/system-routes.js';
 import { workspaceRoutes } from './routes/workspace-routes.js';
@@ -112,5 +113,6 @@ export async function buildApp(ks: Keystrata, options: AppOptions): Promise<App>
   clientRoutes(app, ks);
   auditRoutes(app, ks);
   authRoutes(app, ks);
+  lifecycleRoutes(app, ks);
   return app;
 }

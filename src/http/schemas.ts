@@ -219,3 +219,21 @@ export const SHARED_SCHEMAS = [ErrorBody, Environment, Workspace, VaultObject, V
 export function pageLimit(raw: string | undefined, fallback = 100): number {
   return raw === undefined ? fallback : Number(raw);
 }
+
+export const KeyParams = Type.Object({ ws: Id, env: EnvironmentName, keyId: Id });
+const KeyKindSchema = StringEnum(['ek', 'hourly', 'job', 'connection', 'log', 'context'] as const);
+export const KeyView = Type.Object({
+  id: Id,
+  kind: KeyKindSchema,
+  scopeId: Type.Union([Type.String(), Type.Null()]),
+  parentId: Id,
+  state: KeyStateSchema,
+  createdAt: Timestamp,
+  destroyAt: Type.Union([Timestamp, Type.Null()], { description: 'When a key scheduled for destruction will be destroyed.' }),
+});
+const WaitingPeriodDays = Type.Integer({ minimum: 1, maximum: 365, description: 'Days until the destruction (default KEYSTRATA_DESTRUCTION_WAITING_DAYS, 7).' });
+export const ScheduleDestructionBody = Type.Object({ waitingPeriodDays: Type.Optional(WaitingPeriodDays) }, { additionalProperties: false });
+export const ShredContextBody = Type.Object(
+  { context: KeyContextSchema, waitingPeriodDays: Type.Optional(WaitingPeriodDays) },
+  { additionalProperties: false },
+);

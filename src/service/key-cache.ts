@@ -54,6 +54,8 @@ export class KeyCache<M> {
   private hits = 0;
   private misses = 0;
   private evictions = 0;
+  /** Bumped by every invalidation, so loads that overlap one know not to keep what they read. */
+  private epoch = 0;
 
   constructor(private readonly options: KeyCacheOptions) {
     this.entries = new LruMap(options.maxEntries, (entry) => {
@@ -74,6 +76,7 @@ export class KeyCache<M> {
       return use(cached);
     }
     this.misses += 1;
+    const epoch = this.epoch;
     for (;;) {
       await this.loads.run(flight, async () => {
         this.put(id, await load());
@@ -83,7 +86,15 @@ export class KeyCache<M> {
       // not read: a load must not count as a second use, or every new key would look as recently
       // used as the hot ones and eviction would degrade to first-in, first-out.
       const entry = this.lookup(id, true);
-      if (entry) return use(entry);
+      if (entry) {
+        try {
+          return use(entry);
+        } finally {
+          // An invalidation (a key disabled or destroyed) happened while this load was in flight:
+          // what it read may predate the change, so it serves this one request and is not kept.
+          if (this.epoch !== epoch) this.entries.delete(id);
+        }
+      }
     }
   }
 
@@ -113,7 +124,16 @@ export class KeyCache<M> {
 
   /** Drop (and zero) one key now, e.g. when it is disabled. */
   evict(id: string): void {
+    this.epoch += 1;
     this.entries.delete(id);
+  }
+
+  /** Drop (and zero) every key whose metadata matches, e.g. all keys of an environment. */
+  evictWhere(matches: (meta: M) => boolean): number {
+    this.epoch += 1;
+    const doomed = [...this.entries.values()].filter((entry) => matches(entry.meta)).map((entry) => entry.id);
+    for (const id of doomed) this.entries.delete(id);
+    return doomed.length;
   }
 
   /**

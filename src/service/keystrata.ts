@@ -20,6 +20,7 @@ import { createAuditKeys } from './audit/audit-keys.js';
 import { createAuditLog, type AuditLog } from './audit/audit-log.js';
 import { createCmkHealthMonitor, type CmkHealthMonitor } from './cmk-health.js';
 import { createCmkService, type CmkService } from './cmks.js';
+import { createKeyLifecycle, type KeyLifecycle } from './key-lifecycle.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { prepareRootKey } from './root-key.js';
 import { createScopedCrypto } from './scoped-crypto.js';
@@ -39,6 +40,8 @@ export interface Keystrata {
   readonly keyStatus: ReturnType<typeof createKeyStatusService>;
   readonly cache: KeyCache<KeyMeta>;
   readonly clients: ClientService;
+  /** Disable, enable, destroy keys; crypto-shred contexts and environments. */
+  readonly lifecycle: KeyLifecycle;
   /** Customer-managed CMKs: view, test-and-save. */
   readonly cmks: CmkService;
   readonly cmkHealth: CmkHealthMonitor;
@@ -129,6 +132,18 @@ export async function openKeystrata(config: Config, options: OpenOptions = {}): 
       intervalSeconds: config.cmkProbeIntervalSeconds,
     });
     if (options.probeCmks ?? true) cmkHealth.start();
+    const lifecycle = createKeyLifecycle({
+      store,
+      cache,
+      audit,
+      clock,
+      hourlyPeriodSeconds: config.hourlyKeyPeriodSeconds,
+      defaultWaitingDays: config.destructionWaitingDays,
+    });
+    // Scheduled destructions are carried out within a minute of their time, by whichever node gets
+    // there first (each destruction is a compare-and-set: exactly one node applies it).
+    const destroyer = setInterval(() => void lifecycle.destroyDue().catch(() => undefined), 60_000);
+    destroyer.unref();
     const cmks = createCmkService({
       store,
       providers,
@@ -144,6 +159,7 @@ export async function openKeystrata(config: Config, options: OpenOptions = {}): 
       cache,
       clients,
       cmks,
+      lifecycle,
       cmkHealth,
       providers,
       authenticator,
@@ -165,6 +181,8 @@ export async function openKeystrata(config: Config, options: OpenOptions = {}): 
       rootKeyCreated: root.created,
       async close() {
         clearInterval(sweeper);
+        clearInterval(destroyer);
+        lifecycle.close();
         await cmkHealth.stop();
         // Pending audit entries and usage counts go to the store before it closes.
         await audit.flush();

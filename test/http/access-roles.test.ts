@@ -33,11 +33,15 @@ interface RouteCase {
 }
 
 const ALL: readonly Role[] = ROLES;
+const keyUrl = (ws: string, env: string, keyId: string) => `${envUrl(ws, env)}/keys/${keyId}`;
 const unique = (prefix: string) => `${prefix}-${randomUUID().slice(0, 8)}`;
 
 for (const store of testStores()) {
   describe(`roles and isolation (${store})`, () => {
     let t: TestKeystrata;
+    /** A fresh connection key in `env` (made with the admin token), for the key lifecycle routes. */
+    const newKey = async (ws: string, env: string): Promise<string> =>
+      (await ok<{ keyId: string }>(t, 'POST', `${envUrl(ws, env)}/encrypt`, { scope: { type: 'connection', id: unique('c') }, plaintext: 'eA==' })).keyId;
     /** The workspace the clients belong to, and another one with the same resources. */
     let wsA: string;
     let wsB: string;
@@ -189,6 +193,54 @@ for (const store of testStores()) {
         prepare: async (ws, env) => {
           const target = await createTarget(ws, env);
           return { url: `${clientsUrl(ws, target.id)}/tokens`, payload: { graceSeconds: 0 }, status: 201, unchanged: clientUnchanged(ws, target.id, target.name) };
+        },
+      },
+      { method: 'GET', path: '/v1/workspaces/:ws/environments/:env/keys/:keyId', allowed: ['admin', 'operator', 'auditor'], inWorkspace: true, prepare: async (ws, env) => ({ url: keyUrl(ws, env, await newKey(ws, env)), status: 200 }) },
+      { method: 'POST', path: '/v1/workspaces/:ws/environments/:env/keys/:keyId/disable', allowed: ['admin', 'operator'], inWorkspace: true, prepare: async (ws, env) => ({ url: `${keyUrl(ws, env, await newKey(ws, env))}/disable`, payload: {}, status: 200 }) },
+      {
+        method: 'POST',
+        path: '/v1/workspaces/:ws/environments/:env/keys/:keyId/enable',
+        allowed: ['admin', 'operator'],
+        inWorkspace: true,
+        prepare: async (ws, env) => {
+          const url = keyUrl(ws, env, await newKey(ws, env));
+          await ok(t, 'POST', `${url}/disable`, {});
+          return { url: `${url}/enable`, payload: {}, status: 200 };
+        },
+      },
+      { method: 'POST', path: '/v1/workspaces/:ws/environments/:env/keys/:keyId/schedule-destruction', allowed: ['admin'], inWorkspace: true, prepare: async (ws, env) => ({ url: `${keyUrl(ws, env, await newKey(ws, env))}/schedule-destruction`, payload: {}, status: 200 }) },
+      {
+        method: 'POST',
+        path: '/v1/workspaces/:ws/environments/:env/keys/:keyId/cancel-destruction',
+        allowed: ['admin'],
+        inWorkspace: true,
+        prepare: async (ws, env) => {
+          const url = keyUrl(ws, env, await newKey(ws, env));
+          await ok(t, 'POST', `${url}/schedule-destruction`, {});
+          return { url: `${url}/cancel-destruction`, payload: {}, status: 200 };
+        },
+      },
+      {
+        method: 'POST',
+        path: '/v1/workspaces/:ws/environments/:env/contexts/shred',
+        allowed: ['admin'],
+        inWorkspace: true,
+        prepare: async (ws, env) => {
+          const context = { tenant: unique('ctx') };
+          await ok(t, 'POST', `${envUrl(ws, env)}/objects`, { name: unique('obj'), value: 'v', context }, 201);
+          return { url: `${envUrl(ws, env)}/contexts/shred`, payload: { context }, status: 200 };
+        },
+      },
+      {
+        method: 'POST',
+        path: '/v1/workspaces/:ws/environments/:env/shred',
+        allowed: ['admin'],
+        inWorkspace: true,
+        // A fresh environment each time: shredding one must not break the other cases.
+        prepare: async (ws) => {
+          const name = unique('doomed');
+          await ok(t, 'POST', `/v1/workspaces/${ws}/environments`, { name }, 201);
+          return { url: `${envUrl(ws, name)}/shred`, payload: {}, status: 200 };
         },
       },
       { method: 'GET', path: '/v1/workspaces/:ws/audit', allowed: ['admin', 'auditor'], inWorkspace: true, prepare: async (ws) => ({ url: `/v1/workspaces/${ws}/audit`, status: 200 }) },

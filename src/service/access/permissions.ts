@@ -15,6 +15,10 @@ export type Permission =
   | 'keys.read'
   /** Change the environment's CMK (test-and-save). */
   | 'cmk.manage'
+  /** Disable and enable keys. */
+  | 'keys.manage'
+  /** Schedule or cancel destruction of keys, crypto-shred contexts and environments: admins only. */
+  | 'keys.destroy'
   /** encrypt, decrypt, vault objects. */
   | 'data.use'
   | 'clients.read'
@@ -22,8 +26,19 @@ export type Permission =
   | 'audit.read';
 
 export const ROLE_PERMISSIONS: Readonly<Record<ClientRole, ReadonlySet<Permission>>> = {
-  admin: new Set<Permission>(['workspace.read', 'environment.create', 'keys.read', 'cmk.manage', 'data.use', 'clients.read', 'clients.manage', 'audit.read']),
-  operator: new Set<Permission>(['workspace.read', 'environment.create', 'keys.read', 'cmk.manage']),
+  admin: new Set<Permission>([
+    'workspace.read',
+    'environment.create',
+    'keys.read',
+    'cmk.manage',
+    'keys.manage',
+    'keys.destroy',
+    'data.use',
+    'clients.read',
+    'clients.manage',
+    'audit.read',
+  ]),
+  operator: new Set<Permission>(['workspace.read', 'environment.create', 'keys.read', 'cmk.manage', 'keys.manage']),
   app: new Set<Permission>(['data.use']),
   auditor: new Set<Permission>(['workspace.read', 'keys.read', 'clients.read', 'audit.read']),
 };

@@ -1,0 +1,196 @@
+import { newId } from '../core/bytes.js';
+import { contextDigest, type KeyContext } from '../core/key-context.js';
+import { KeystrataError, invalidRequest } from '../errors.js';
+import type { KeyRecord, KeyState, KeyStateEvent, Store } from '../store/store.js';
+import type { ChangeAudit } from './audit/audit-event.js';
+import { SYSTEM_ACTOR } from './audit/audit-event.js';
+import type { AuditLog } from './audit/audit-log.js';
+import type { Clock } from './clock.js';
+import type { KeyCache } from './key-cache.js';
+import { effectiveKeyState, type KeyMeta } from './key-hierarchy.js';
+import type { EnvironmentContext } from './workspaces.js';
+
+/**
+ * Key lifecycle below the CMK (DESIGN §1, §5): disable (reversible), schedule destruction with a
+ * waiting period (cancellable), destruction (the wrapped material erased from its row — everything
+ * encrypted under the key, and under every key below it, is lost), and crypto-shredding of a key
+ * context or a whole environment, which is the destruction of its context key or EK.
+ *
+ * Every change is a compare-and-set in the store with its audit entry in the same transaction, and
+ * is announced to every node (watchKeyStates); each node then drops the environment's cached keys,
+ * so a disable or destroy bites everywhere within the notification delay, not after the cache TTL.
+ */
+
+export interface KeyView {
+  readonly id: string;
+  readonly kind: KeyRecord['kind'];
+  readonly scopeId: string | null;
+  readonly parentId: string;
+  readonly state: KeyState;
+  readonly createdAt: Date;
+  /** When a key scheduled for destruction will be destroyed. */
+  readonly destroyAt: Date | null;
+}
+
+export interface KeyLifecycleDeps {
+  readonly store: Pick<Store, 'getKey' | 'getActiveEk' | 'findScopedKey' | 'setKeyState' | 'listDueDestructions' | 'watchKeyStates' | 'getEnvironment'>;
+  readonly cache: Pick<KeyCache<KeyMeta>, 'evictWhere'>;
+  readonly audit: Pick<AuditLog, 'forChange'>;
+  readonly clock: Clock;
+  readonly hourlyPeriodSeconds: number;
+  /** Default waiting period before a scheduled destruction happens. */
+  readonly defaultWaitingDays: number;
+}
+
+export const MIN_WAITING_DAYS = 1;
+export const MAX_WAITING_DAYS = 365;
+const DAY_MS = 86_400_000;
+
+export type KeyLifecycle = ReturnType<typeof createKeyLifecycle>;
+
+export function createKeyLifecycle(deps: KeyLifecycleDeps) {
+  const { store, cache, clock } = deps;
+
+  const view = (record: KeyRecord): KeyView => ({
+    id: record.id,
+    kind: record.kind,
+    scopeId: record.scopeId,
+    parentId: record.parentId,
+    state: effectiveKeyState(record, clock.now(), deps.hourlyPeriodSeconds),
+    createdAt: record.createdAt,
+    destroyAt: record.destroyAt ?? null,
+  });
+
+  const forgetEnvironment = (environmentId: string): void => {
+    cache.evictWhere((meta) => meta.environmentId === environmentId);
+  };
+  // Changes from every node, this one included, drop the environment's cached keys here.
+  const unsubscribe = store.watchKeyStates((event: KeyStateEvent) => forgetEnvironment(event.environmentId));
+
+  async function requireKey(env: EnvironmentContext, keyId: string): Promise<KeyRecord> {
+    const record = await store.getKey(env.environment.id, keyId);
+    if (!record) throw new KeystrataError('key_not_found', `No key ${keyId} in this environment.`);
+    return record;
+  }
+
+  function waitingDays(days: number | undefined): number {
+    const value = days ?? deps.defaultWaitingDays;
+    if (!Number.isInteger(value) || value < MIN_WAITING_DAYS || value > MAX_WAITING_DAYS) {
+      throw invalidRequest('waitingPeriodDays', `waitingPeriodDays must be an integer from ${MIN_WAITING_DAYS} to ${MAX_WAITING_DAYS}.`);
+    }
+    return value;
+  }
+
+  /** Apply a transition; a key not in one of `from` states gets a clear 409 naming its state. */
+  async function transition(
+    env: EnvironmentContext,
+    record: KeyRecord,
+    from: readonly KeyState[],
+    to: KeyState,
+    audit: ChangeAudit,
+    extra: { destroyAt?: Date; target?: Record<string, string> } = {},
+  ): Promise<KeyView> {
+    const entry = await audit({
+      environment: env,
+      target: { keyId: record.id, kind: record.kind, from: record.state, to, ...(record.scopeId === null ? {} : { scopeId: record.scopeId }), ...extra.target },
+    });
+    const updated = await store.setKeyState({ environmentId: env.environment.id, keyId: record.id, from, to, destroyAt: extra.destroyAt ?? null }, entry);
+    if (!updated) {
+      const now = await store.getKey(env.environment.id, record.id);
+      throw new KeystrataError('key_state_conflict', `Key ${record.id} is ${now?.state ?? 'gone'}; it cannot become ${to} from there.`, {
+        details: { state: now?.state ?? null },
+      });
+    }
+    forgetEnvironment(env.environment.id);
+    return view(updated);
+  }
+
+  async function scheduleDestruction(env: EnvironmentContext, record: KeyRecord, days: number | undefined, audit: ChangeAudit, target: Record<string, string> = {}) {
+    const wait = waitingDays(days);
+    const destroyAt = new Date(clock.now() + wait * DAY_MS);
+    return transition(env, record, ['active', 'decrypt-only', 'disabled'], 'scheduled-destruction', audit, {
+      destroyAt,
+      target: { ...target, waitingPeriodDays: String(wait), destroyAt: destroyAt.toISOString() },
+    });
+  }
+
+  return {
+    async get(env: EnvironmentContext, keyId: string): Promise<KeyView> {
+      return view(await requireKey(env, keyId));
+    },
+
+    /** Reversible: the key (and everything below it) refuses use until enabled. */
+    async disable(env: EnvironmentContext, keyId: string, audit: ChangeAudit): Promise<KeyView> {
+      return transition(env, await requireKey(env, keyId), ['active', 'decrypt-only'], 'disabled', audit);
+    },
+
+    async enable(env: EnvironmentContext, keyId: string, audit: ChangeAudit): Promise<KeyView> {
+      return transition(env, await requireKey(env, keyId), ['disabled'], 'active', audit);
+    },
+
+    /** The key stops working now and is destroyed after the waiting period unless cancelled. */
+    async scheduleDestruction(env: EnvironmentContext, keyId: string, days: number | undefined, audit: ChangeAudit): Promise<KeyView> {
+      return scheduleDestruction(env, await requireKey(env, keyId), days, audit);
+    },
+
+    /** Back to disabled (not active): re-enabling is a separate, deliberate step. */
+    async cancelDestruction(env: EnvironmentContext, keyId: string, audit: ChangeAudit): Promise<KeyView> {
+      return transition(env, await requireKey(env, keyId), ['scheduled-destruction'], 'disabled', audit);
+    },
+
+    /** Crypto-shred a key context: its context key is scheduled for destruction (all objects, all versions). */
+    async shredContext(env: EnvironmentContext, context: KeyContext, days: number | undefined, audit: ChangeAudit): Promise<KeyView> {
+      const record = await store.findScopedKey(env.environment.id, 'context', contextDigest(context).toString('hex'));
+      if (!record) throw new KeystrataError('key_not_found', 'No object in this environment was ever stored under that key context.');
+      return scheduleDestruction(env, record, days, audit, { shred: 'context' });
+    },
+
+    /** Crypto-shred a whole environment: its environment key is scheduled for destruction. */
+    async shredEnvironment(env: EnvironmentContext, days: number | undefined, audit: ChangeAudit): Promise<KeyView> {
+      const ek = await store.getActiveEk(env.environment.id);
+      if (!ek) throw new KeystrataError('integrity_check_failed', 'The environment has no active environment key.');
+      return scheduleDestruction(env, ek, days, audit, { shred: 'environment' });
+    },
+
+    /**
+     * Destroy every key whose waiting period is over. Safe on many nodes at once: each destruction
+     * is a compare-and-set, so exactly one node applies it (and writes its audit entry).
+     */
+    async destroyDue(): Promise<number> {
+      let destroyed = 0;
+      for (;;) {
+        const due = await store.listDueDestructions(new Date(clock.now()), 100);
+        let applied = 0;
+        for (const record of due) {
+          const environment = await store.getEnvironment(record.environmentId);
+          const entry =
+            environment &&
+            (await deps.audit.forChange({
+              workspaceId: environment.workspaceId,
+              environmentId: environment.id,
+              actor: SYSTEM_ACTOR,
+              action: 'key.destroy',
+              target: { environment: environment.name, keyId: record.id, kind: record.kind, ...(record.scopeId === null ? {} : { scopeId: record.scopeId }) },
+              sourceIp: 'keystrata',
+              requestId: `scheduler-${newId()}`,
+              outcome: 'success',
+            }));
+          const updated = await store.setKeyState(
+            { environmentId: record.environmentId, keyId: record.id, from: ['scheduled-destruction'], to: 'destroyed' },
+            entry ?? undefined,
+          );
+          if (updated) {
+            applied++;
+            forgetEnvironment(record.environmentId);
+          }
+        }
+        destroyed += applied;
+        if (due.length < 100 || applied === 0) return destroyed;
+      }
+    },
+
+    close(): void {
+      unsubscribe();
+    },
+  };
+}
