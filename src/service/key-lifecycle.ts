@@ -1,7 +1,7 @@
 import { newId } from '../core/bytes.js';
 import { contextDigest, type KeyContext } from '../core/key-context.js';
 import { KeystrataError, invalidRequest } from '../errors.js';
-import type { KeyRecord, KeyState, KeyStateEvent, Store } from '../store/store.js';
+import { EVERY_ENVIRONMENT, type KeyRecord, type KeyState, type KeyStateEvent, type Store } from '../store/store.js';
 import type { ChangeAudit } from './audit/audit-event.js';
 import { SYSTEM_ACTOR } from './audit/audit-event.js';
 import type { AuditLog } from './audit/audit-log.js';
@@ -62,7 +62,7 @@ export function createKeyLifecycle(deps: KeyLifecycleDeps) {
   });
 
   const forgetEnvironment = (environmentId: string): void => {
-    cache.evictWhere((meta) => meta.environmentId === environmentId);
+    cache.evictWhere((meta) => environmentId === EVERY_ENVIRONMENT || meta.environmentId === environmentId);
   };
   // Changes from every node, this one included, drop the environment's cached keys here.
   const unsubscribe = store.watchKeyStates((event: KeyStateEvent) => forgetEnvironment(event.environmentId));

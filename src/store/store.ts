@@ -73,6 +73,12 @@ export interface KeyStateChange {
   readonly destroyAt?: Date | null;
 }
 
+/**
+ * environmentId of a KeyStateEvent that means "changes may have been missed" (sent after a node's
+ * listening connection was re-established): treat every environment as changed.
+ */
+export const EVERY_ENVIRONMENT = '*';
+
 /** Told about every key state change, on every node (this one included). */
 export interface KeyStateEvent {
   readonly environmentId: string;

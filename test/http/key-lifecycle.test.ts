@@ -1,8 +1,10 @@
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { keyStateChannel } from '../../src/store/postgres/key-state-watcher.js';
 import { ManualClock } from '../../src/service/clock.js';
 import { as, createClient } from '../support/access-helpers.js';
 import { call, createWorkspace, decrypt, encrypt, envUrl, expectError, ok } from '../support/http-helpers.js';
-import { openTestKeystrata, testStores, type TestKeystrata } from '../support/test-keystrata.js';
+import { TEST_DATABASE_URL, openTestKeystrata, testStores, type TestKeystrata } from '../support/test-keystrata.js';
 
 // DESIGN §1/§5: disable (reversible), scheduled destruction with a waiting period (cancellable,
 // admins only), destruction = material erased and key_destroyed for everything under the key,
@@ -151,6 +153,27 @@ for (const store of testStores()) {
         } finally {
           await nodeB.close();
         }
+      });
+
+      it('a node whose listening connection was lost drops its whole key cache when it listens again (changes in between may be missed)', async () => {
+        const ws = (await createWorkspace(t, 'resync')).id;
+        await encrypt(t, ws, { type: 'connection', id: 'c' }, Buffer.from('x'));
+        expect(t.ks.cache.stats().entries).toBeGreaterThan(0);
+        const admin = new pg.Client({ connectionString: TEST_DATABASE_URL });
+        await admin.connect();
+        try {
+          const pids = await admin.query<{ pid: number }>(
+            `SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'keystrata-watch' AND query = $1`,
+            [`LISTEN "${keyStateChannel(t.handle.schema!)}"`],
+          );
+          expect(pids.rows).toHaveLength(1);
+          await admin.query('SELECT pg_terminate_backend($1)', [pids.rows[0]!.pid]);
+        } finally {
+          await admin.end();
+        }
+        const deadline = Date.now() + 5000;
+        while (t.ks.cache.stats().entries > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+        expect(t.ks.cache.stats().entries).toBe(0);
       });
     }
   });

@@ -9,7 +9,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { newId } from '../../src/core/bytes.js';
 import { keyStateChannel } from '../../src/store/postgres/key-state-watcher.js';
 import { openPostgresStore } from '../../src/store/postgres/postgres-store.js';
-import type { EnvironmentRecord, Store } from '../../src/store/store.js';
+import { EVERY_ENVIRONMENT, type EnvironmentRecord, type Store } from '../../src/store/store.js';
 import { BACKENDS, TEST_DATABASE_URL } from './backends.js';
 import { key, newWorkspace } from './fixtures.js';
 import { recorder, untilDelivered } from './key-events.js';
@@ -103,7 +103,9 @@ describe.runIf(BACKENDS.some((b) => b.name === 'postgres'))('postgres key state 
       await withAdmin((client) => client.query('SELECT pg_terminate_backend($1)', [pid]));
       await until(async () => !(await listeningPids(schema)).includes(pid!));
 
-      // Changes committed while no session listens are lost (best effort); once it is back they arrive again.
+      // Changes committed while no session listens are not replayed; once it is back, listeners are
+      // told to treat every environment as changed (EVERY_ENVIRONMENT), then events arrive again.
+      expect(await heard.waitFor((e) => e.environmentId === EVERY_ENVIRONMENT)).toEqual({ environmentId: EVERY_ENVIRONMENT, keyId: EVERY_ENVIRONMENT, state: 'active' });
       const tookMs = await untilDelivered(store, other, env, 5_000);
       expect(tookMs).toBeLessThan(5_000);
       const pids = await listeningPids(schema);

@@ -14,6 +14,7 @@
  */
 import { createHash } from 'node:crypto';
 import pg from 'pg';
+import { EVERY_ENVIRONMENT } from '../store.js';
 import { KeyStateListeners, decodeKeyStateEvent, type KeyStateListener } from '../key-state-listeners.js';
 
 const CHANNEL = 'keystrata_key_state';
@@ -61,6 +62,8 @@ export function createKeyStateWatcher(options: KeyStateWatcherOptions): KeyState
   /** The session being opened or listening; `listening` once its LISTEN succeeded. */
   let session: pg.Client | undefined;
   let listening = false;
+  /** Whether a session has listened before: a later one may have missed changes in between. */
+  let listenedBefore = false;
   let attempt: Promise<void> | undefined;
   let timer: NodeJS.Timeout | undefined;
   let delay = minDelay;
@@ -117,7 +120,12 @@ export function createKeyStateWatcher(options: KeyStateWatcherOptions): KeyState
       onLost();
       return;
     }
-    if (!lost) listening = true;
+    if (lost) return;
+    listening = true;
+    // Changes committed while no session listened are not replayed: tell listeners to treat every
+    // environment as changed (the service then drops its whole key cache).
+    if (listenedBefore) listeners.emit({ environmentId: EVERY_ENVIRONMENT, keyId: EVERY_ENVIRONMENT, state: 'active' });
+    listenedBefore = true;
   };
 
   return {
