@@ -47,6 +47,10 @@ export interface Config {
   readonly pkcs11Modules: readonly string[];
   /** Default waiting period before a scheduled key destruction happens. */
   readonly destructionWaitingDays: number;
+  /** A customer-managed CMK can be replaced once per this many hours per environment (0 = no limit). */
+  readonly cmkReplaceIntervalHours: number;
+  /** Platform-managed CMKs older than this are rotated automatically. */
+  readonly platformCmkRotationDays: number;
 }
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -131,5 +135,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     cmkProbeIntervalSeconds: integer(env, 'KEYSTRATA_CMK_PROBE_INTERVAL_SECONDS', 60, 1, 86_400),
     pkcs11Modules: Object.freeze(pathList(env, 'KEYSTRATA_PKCS11_MODULES')),
     destructionWaitingDays: integer(env, 'KEYSTRATA_DESTRUCTION_WAITING_DAYS', 7, 1, 365),
+    cmkReplaceIntervalHours: integer(env, 'KEYSTRATA_CMK_REPLACE_INTERVAL_HOURS', 24, 0, 8760),
+    platformCmkRotationDays: integer(env, 'KEYSTRATA_PLATFORM_CMK_ROTATION_DAYS', 365, 1, 3650),
   });
 }

@@ -36,6 +36,7 @@ export const ERROR_STATUS = {
   cmk_key_expired: 422,
   cmk_test_failed: 422,
   rate_limited: 429,
+  cmk_replace_too_soon: 429,
   internal_error: 500,
   integrity_check_failed: 500,
   key_unavailable: 503,

@@ -52,6 +52,10 @@ const TEST_FAILURE_CODE: Record<CmkFailureReason, ErrorCode> = {
 
 export interface CmkServiceDeps {
   readonly store: Pick<Store, 'getActiveCmk' | 'getActiveEk' | 'getCmkHealth' | 'replaceCmk'>;
+  readonly listActiveCmks: Store['listActiveCmks'];
+  readonly appendAudit: Store['appendAudit'];
+  /** How long a customer-managed CMK must stay before it can be replaced (0 = no limit). */
+  readonly replaceIntervalHours: number;
   readonly providers: Pick<ProviderRegistry, 'factory' | 'names' | 'openConfig' | 'evict'>;
   readonly hierarchy: Pick<KeyHierarchy, 'withKeyById'>;
   readonly platform: { provision(identity: { cmkId: string; environmentId: string }): PlatformConfig };
@@ -156,7 +160,75 @@ export function createCmkService(deps: CmkServiceDeps) {
      * re-wrapped under it and the environment switched over in one transaction. Data already
      * written stays readable: nothing below the EK changes.
      */
+    /**
+     * Test-and-save from the API. Replacing a customer-managed CMK is allowed once per
+     * `replaceIntervalHours` per environment (a CMK change re-wraps the environment's keys, and a
+     * compromised admin swapping keys back and forth should stand out, not blend in).
+     */
     async put(env: EnvironmentContext, change: CmkChange, audit: ChangeAudit): Promise<CmkView> {
+      const current = await activeCmk(env.environment.id);
+      if (current.provider !== PLATFORM_PROVIDER && deps.replaceIntervalHours > 0) {
+        const allowedAt = current.createdAt.getTime() + deps.replaceIntervalHours * 3_600_000;
+        if (clock.now() < allowedAt) {
+          const retryAfterSeconds = Math.ceil((allowedAt - clock.now()) / 1000);
+          throw new KeystrataError(
+            'cmk_replace_too_soon',
+            `This environment's customer-managed CMK was set ${new Date(current.createdAt).toISOString()}; it can be replaced again from ${new Date(allowedAt).toISOString()}.`,
+            { details: { allowedAt: new Date(allowedAt).toISOString(), retryAfterSeconds } },
+          );
+        }
+      }
+      return replace(env, change, audit);
+    },
+
+    /**
+     * `POST …/cmk/rotate`. Platform-managed: a new platform CMK, the environment key re-wrapped
+     * under it. Customer-managed: rotation happens at the customer's key store; this asks it for
+     * its current version now and re-wraps the environment key if it moved (what the health probe
+     * does on its own schedule).
+     */
+    async rotate(env: EnvironmentContext, audit: ChangeAudit): Promise<CmkView> {
+      const current = await activeCmk(env.environment.id);
+      if (current.provider === PLATFORM_PROVIDER) return replace(env, { provider: PLATFORM_PROVIDER }, audit);
+      const before = await store.getActiveEk(env.environment.id);
+      await deps.probe?.(current);
+      const after = await store.getActiveEk(env.environment.id);
+      // The request's own entry (the re-wrap itself, if any, is audited by the probe as ek.rewrap).
+      await deps.appendAudit(
+        await audit({
+          environment: env,
+          target: { cmkId: current.id, provider: current.provider, fromVersion: before?.wrappingKeyVersion ?? '', toVersion: after?.wrappingKeyVersion ?? '' },
+        }),
+      );
+      return view(await activeCmk(env.environment.id));
+    },
+
+    /** Platform-managed CMKs older than `maxAgeDays` get a new one (the scheduler calls this daily). */
+    async rotateAgedPlatformCmks(maxAgeDays: number, systemAudit: (environmentId: string) => Promise<{ env: EnvironmentContext; audit: ChangeAudit } | undefined>): Promise<number> {
+      const cutoff = clock.now() - maxAgeDays * 86_400_000;
+      const others = providers.names.filter((name) => name !== PLATFORM_PROVIDER);
+      let rotated = 0;
+      let afterId: string | undefined;
+      for (;;) {
+        const page = await deps.listActiveCmks({ excludeProviders: others, limit: 100, afterId });
+        for (const cmk of page) {
+          if (cmk.createdAt.getTime() > cutoff) continue;
+          const target = await systemAudit(cmk.environmentId);
+          if (!target) continue;
+          // Two nodes may try at once: the store's compare-and-set lets one win; the other's
+          // version_conflict is expected and ignored.
+          await replace(target.env, { provider: PLATFORM_PROVIDER }, target.audit).then(
+            () => rotated++,
+            () => undefined,
+          );
+        }
+        if (page.length < 100) return rotated;
+        afterId = page[page.length - 1]!.id;
+      }
+    },
+  };
+
+  async function replace(env: EnvironmentContext, change: CmkChange, audit: ChangeAudit): Promise<CmkView> {
       const environmentId = env.environment.id;
       const factory = providers.factory(change.provider);
       if (!factory) {
@@ -209,6 +281,5 @@ export function createCmkService(deps: CmkServiceDeps) {
         zeroize(material);
         await provider.close();
       }
-    },
-  };
+  }
 }

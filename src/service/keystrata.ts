@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Config } from '../config.js';
-import { zeroize } from '../core/bytes.js';
+import { newId, zeroize } from '../core/bytes.js';
 import { platformProviderFactory } from '../providers/platform/platform-provider.js';
 import { providerFactories } from '../providers/factories.js';
 import { ProviderRegistry } from '../providers/registry.js';
@@ -16,6 +16,7 @@ import { createAuthenticator, type Authenticator } from './access/authenticator.
 import { createClientService, type ClientService } from './access/clients.js';
 import { createRateLimiter, type RateLimiter } from './access/rate-limiter.js';
 import { createUsageTracker, type UsageTracker } from './access/usage-tracker.js';
+import { SYSTEM_ACTOR, type ChangeAudit } from './audit/audit-event.js';
 import { createAuditKeys } from './audit/audit-keys.js';
 import { createAuditLog, type AuditLog } from './audit/audit-log.js';
 import { createCmkHealthMonitor, type CmkHealthMonitor } from './cmk-health.js';
@@ -42,6 +43,8 @@ export interface Keystrata {
   readonly clients: ClientService;
   /** Disable, enable, destroy keys; crypto-shred contexts and environments. */
   readonly lifecycle: KeyLifecycle;
+  /** Run the automatic platform CMK rotation now (the scheduler does it hourly). */
+  rotatePlatformCmks(): Promise<number>;
   /** Customer-managed CMKs: view, test-and-save. */
   readonly cmks: CmkService;
   readonly cmkHealth: CmkHealthMonitor;
@@ -146,6 +149,9 @@ export async function openKeystrata(config: Config, options: OpenOptions = {}): 
     destroyer.unref();
     const cmks = createCmkService({
       store,
+      listActiveCmks: (options) => store.listActiveCmks(options),
+      appendAudit: (append) => store.appendAudit(append),
+      replaceIntervalHours: config.cmkReplaceIntervalHours,
       providers,
       hierarchy,
       platform,
@@ -153,6 +159,35 @@ export async function openKeystrata(config: Config, options: OpenOptions = {}): 
       clock,
       probe: (cmk) => cmkHealth.probe(cmk),
     });
+    const workspaces = createWorkspaceService({ store, platform, clock });
+    /** The environment and a ChangeAudit for work keystrata does on its own (actor `system`). */
+    const systemChange = (action: string) => async (environmentId: string) => {
+      const record = await store.getEnvironment(environmentId);
+      if (!record) return undefined;
+      const env = await workspaces.resolveEnvironment(record.workspaceId, record.name);
+      const change: ChangeAudit = (details) =>
+        audit.forChange(
+          {
+            workspaceId: record.workspaceId,
+            environmentId: record.id,
+            actor: SYSTEM_ACTOR,
+            action,
+            target: { ...details.target },
+            sourceIp: 'keystrata',
+            requestId: `scheduler-${newId()}`,
+            outcome: 'success',
+          },
+          details.environment,
+        );
+      return { env, audit: change };
+    };
+    // Platform-managed CMKs are rotated when older than KEYSTRATA_PLATFORM_CMK_ROTATION_DAYS (checked
+    // hourly; on several nodes the store's compare-and-set lets one rotation win).
+    const rotator = setInterval(
+      () => void cmks.rotateAgedPlatformCmks(config.platformCmkRotationDays, systemChange('cmk.rotate')).catch(() => undefined),
+      3_600_000,
+    );
+    rotator.unref();
     return {
       store,
       clock,
@@ -167,7 +202,8 @@ export async function openKeystrata(config: Config, options: OpenOptions = {}): 
       usage,
       rateLimiter: createRateLimiter({ clock, maxKeys: 100_000 }),
       metrics,
-      workspaces: createWorkspaceService({ store, platform, clock }),
+      workspaces,
+      rotatePlatformCmks: () => cmks.rotateAgedPlatformCmks(config.platformCmkRotationDays, systemChange('cmk.rotate')),
       crypto,
       objects: createVaultObjects({ store, hierarchy, clock }),
       keyStatus: createKeyStatusService({
@@ -182,6 +218,7 @@ export async function openKeystrata(config: Config, options: OpenOptions = {}): 
       async close() {
         clearInterval(sweeper);
         clearInterval(destroyer);
+        clearInterval(rotator);
         lifecycle.close();
         await cmkHealth.stop();
         // Pending audit entries and usage counts go to the store before it closes.

@@ -77,6 +77,7 @@ for (const store of testStores()) {
       },
       { method: 'GET', path: '/v1/workspaces/:ws/environments/:env/keys', allowed: ['admin', 'operator', 'auditor'], inWorkspace: true, prepare: async (ws, env) => ({ url: `${envUrl(ws, env)}/keys`, status: 200 }) },
       { method: 'GET', path: '/v1/workspaces/:ws/environments/:env/cmk', allowed: ['admin', 'operator', 'auditor'], inWorkspace: true, prepare: async (ws, env) => ({ url: `${envUrl(ws, env)}/cmk`, status: 200 }) },
+      { method: 'POST', path: '/v1/workspaces/:ws/environments/:env/cmk/rotate', allowed: ['admin', 'operator'], inWorkspace: true, prepare: async (ws, env) => ({ url: `${envUrl(ws, env)}/cmk/rotate`, payload: {}, status: 200 }) },
       {
         method: 'PUT',
         path: '/v1/workspaces/:ws/environments/:env/cmk',

@@ -100,6 +100,8 @@ export async function openTestKeystrata(options: TestKeystrataOptions = {}): Pro
       KEYSTRATA_LOG_LEVEL: 'silent',
       // Tests send many bad credentials on purpose; the brute-force brake has its own tests.
       KEYSTRATA_AUTH_FAILURES_PER_MINUTE: '100000',
+      // Tests switch CMKs back and forth; the replacement interval has its own test.
+      KEYSTRATA_CMK_REPLACE_INTERVAL_HOURS: '0',
       ...options.env,
     },
     handle.dataDir,

@@ -30,6 +30,27 @@ export function keyRoutes(app: App, ks: Pick<Keystrata, 'workspaces' | 'keyStatu
     async (request) => ks.cmks.get(await ks.workspaces.resolveEnvironment(request.params.ws, request.params.env)),
   );
 
+  app.post(
+    '/v1/workspaces/:ws/environments/:env/cmk/rotate',
+    {
+      config: { access: { permission: 'cmk.manage', action: 'cmk.rotate', recordedWithChange: true } },
+      preValidation: async (request) => {
+        if (request.body === undefined) request.body = {};
+      },
+      schema: {
+        tags,
+        summary: 'Rotate the CMK: platform-managed → a new one, the environment key re-wrapped; customer-managed → follow the key store\'s current version now',
+        params: EnvironmentParams,
+        body: Type.Optional(Type.Object({}, { additionalProperties: false })),
+        response: { 200: CmkView, 403: Type.Ref('Error'), 409: Type.Ref('Error'), 422: Type.Ref('Error'), ...ERROR_RESPONSES },
+      },
+    },
+    async (request) => {
+      const env = await ks.workspaces.resolveEnvironment(request.params.ws, request.params.env);
+      return ks.cmks.rotate(env, changeAudit(ks, request));
+    },
+  );
+
   app.put(
     '/v1/workspaces/:ws/environments/:env/cmk',
     {
