@@ -20,3 +20,12 @@ export function installJsonBodyParser(app: FastifyInstance): void {
     void parseJson(request, text, done);
   });
 }
+
+/**
+ * preValidation for POST routes whose body is optional (rotate a token, issue a JWT, disable a key
+ * …): a bare POST with no body and no content-type is validated as `{}` — the defaults — instead of
+ * failing "body must be object".
+ */
+export async function optionalBody(request: { body: unknown }): Promise<void> {
+  if (request.body === undefined) request.body = {};
+}

@@ -2,6 +2,7 @@ import { Type } from '@sinclair/typebox';
 import type { Keystrata } from '../../service/keystrata.js';
 import { JwtRequestBody, JwtResponse } from '../access-schemas.js';
 import { ERROR_RESPONSES } from '../schemas.js';
+import { optionalBody } from '../json-body.js';
 import type { App } from '../types.js';
 
 /** JWT issue: an API client trades its API token for a short-lived HS256 JWT. */
@@ -10,10 +11,7 @@ export function authRoutes(app: App, ks: Pick<Keystrata, 'authenticator'>): void
     '/v1/auth/token',
     {
       config: { access: { permission: 'token.exchange', action: 'auth.jwt' } },
-      // The body is optional: a bare POST (no body, no content-type) asks for the default lifetime.
-      preValidation: async (request) => {
-        if (request.body === undefined) request.body = {};
-      },
+      preValidation: optionalBody,
       schema: {
         tags: ['access'],
         summary: 'Exchange an API token for a short-lived JWT',

@@ -3,6 +3,7 @@ import type { Keystrata } from '../../service/keystrata.js';
 import { changeAudit } from '../access-control.js';
 import { ClientParams, CreateClientBody, RotateTokenBody, UpdateClientBody } from '../access-schemas.js';
 import { ERROR_RESPONSES, PageQuery, WorkspaceParams, page, pageLimit } from '../schemas.js';
+import { optionalBody } from '../json-body.js';
 import type { App } from '../types.js';
 
 /** API clients ("access profiles") of a workspace and their tokens. docs/access.md. */
@@ -78,10 +79,7 @@ export function clientRoutes(app: App, ks: Pick<Keystrata, 'clients' | 'audit'>)
     `${base}/:id/tokens`,
     {
       config: { access: { permission: 'clients.manage', action: 'client.token.rotate', recordedWithChange: true } },
-      // The body is optional: a bare POST (no body, no content-type) rotates with the default grace.
-      preValidation: async (request) => {
-        if (request.body === undefined) request.body = {};
-      },
+      preValidation: optionalBody,
       schema: {
         tags,
         summary: 'Rotate: issue a new token; the previous ones keep working for graceSeconds',

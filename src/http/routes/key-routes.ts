@@ -2,6 +2,7 @@ import type { Keystrata } from '../../service/keystrata.js';
 import { Type } from '@sinclair/typebox';
 import { changeAudit } from '../access-control.js';
 import { CmkView, ERROR_RESPONSES, EnvironmentParams, KeyStatusResponse, PutCmkBody } from '../schemas.js';
+import { optionalBody } from '../json-body.js';
 import type { App } from '../types.js';
 
 export function keyRoutes(app: App, ks: Pick<Keystrata, 'workspaces' | 'keyStatus' | 'cmks' | 'audit'>): void {
@@ -34,9 +35,7 @@ export function keyRoutes(app: App, ks: Pick<Keystrata, 'workspaces' | 'keyStatu
     '/v1/workspaces/:ws/environments/:env/cmk/rotate',
     {
       config: { access: { permission: 'cmk.manage', action: 'cmk.rotate', recordedWithChange: true } },
-      preValidation: async (request) => {
-        if (request.body === undefined) request.body = {};
-      },
+      preValidation: optionalBody,
       schema: {
         tags,
         summary: 'Rotate the CMK: platform-managed → a new one, the environment key re-wrapped; customer-managed → follow the key store\'s current version now',

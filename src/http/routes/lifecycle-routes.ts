@@ -2,6 +2,7 @@ import { Type } from '@sinclair/typebox';
 import type { Keystrata } from '../../service/keystrata.js';
 import { changeAudit } from '../access-control.js';
 import { ERROR_RESPONSES, EnvironmentParams, KeyParams, KeyView, ScheduleDestructionBody, ShredContextBody } from '../schemas.js';
+import { optionalBody } from '../json-body.js';
 import type { App } from '../types.js';
 
 /**
@@ -13,10 +14,6 @@ export function lifecycleRoutes(app: App, ks: Pick<Keystrata, 'workspaces' | 'li
   const key = '/v1/workspaces/:ws/environments/:env/keys/:keyId';
   const errors = { 403: Type.Ref('Error'), 409: Type.Ref('Error'), ...ERROR_RESPONSES };
   const env = (params: { ws: string; env: string }) => ks.workspaces.resolveEnvironment(params.ws, params.env);
-  // A body is optional on these POSTs: a bare POST takes the defaults.
-  const emptyBody = async (request: { body: unknown }) => {
-    if (request.body === undefined) request.body = {};
-  };
 
   app.get(
     key,
@@ -32,7 +29,7 @@ export function lifecycleRoutes(app: App, ks: Pick<Keystrata, 'workspaces' | 'li
       `${key}/${path}`,
       {
         config: { access: { permission, action, recordedWithChange: true } },
-        preValidation: emptyBody,
+        preValidation: optionalBody,
         schema: { tags, summary, params: KeyParams, body: Type.Optional(Type.Object({}, { additionalProperties: false })), response: { 200: KeyView, ...errors } },
       },
       async (request) => run(await env(request.params), request.params.keyId, changeAudit(ks, request)),
@@ -50,7 +47,7 @@ export function lifecycleRoutes(app: App, ks: Pick<Keystrata, 'workspaces' | 'li
     `${key}/schedule-destruction`,
     {
       config: { access: { permission: 'keys.destroy', action: 'key.schedule-destruction', recordedWithChange: true } },
-      preValidation: emptyBody,
+      preValidation: optionalBody,
       schema: {
         tags,
         summary: 'Schedule destruction: the key stops working now and its material is erased after the waiting period',
@@ -81,7 +78,7 @@ export function lifecycleRoutes(app: App, ks: Pick<Keystrata, 'workspaces' | 'li
     '/v1/workspaces/:ws/environments/:env/shred',
     {
       config: { access: { permission: 'keys.destroy', action: 'environment.shred', recordedWithChange: true } },
-      preValidation: emptyBody,
+      preValidation: optionalBody,
       schema: {
         tags,
         summary: 'Crypto-shred the whole environment: its environment key is destroyed after the waiting period',
