@@ -51,6 +51,8 @@ export interface Config {
   readonly cmkReplaceIntervalHours: number;
   /** Platform-managed CMKs older than this are rotated automatically. */
   readonly platformCmkRotationDays: number;
+  /** An environment's log key is retired (decrypt-only) and replaced once older than this. */
+  readonly logKeyRotationDays: number;
 }
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -137,5 +139,6 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     destructionWaitingDays: integer(env, 'KEYSTRATA_DESTRUCTION_WAITING_DAYS', 7, 1, 365),
     cmkReplaceIntervalHours: integer(env, 'KEYSTRATA_CMK_REPLACE_INTERVAL_HOURS', 24, 0, 8760),
     platformCmkRotationDays: integer(env, 'KEYSTRATA_PLATFORM_CMK_ROTATION_DAYS', 365, 1, 3650),
+    logKeyRotationDays: integer(env, 'KEYSTRATA_LOG_KEY_ROTATION_DAYS', 30, 1, 3650),
   });
 }

@@ -19,7 +19,7 @@ export interface KeyMeta {
   readonly hourStart: number | null;
 }
 
-export type HierarchyStore = Pick<Store, 'getKey' | 'getActiveEk' | 'getCmk' | 'getHourlyKey' | 'findScopedKey' | 'insertKeyIfAbsent'>;
+export type HierarchyStore = Pick<Store, 'getKey' | 'getActiveEk' | 'getCmk' | 'getHourlyKey' | 'findScopedKey' | 'insertKeyIfAbsent' | 'setKeyState'>;
 
 export interface KeyHierarchyDeps {
   readonly store: HierarchyStore;
@@ -29,6 +29,8 @@ export interface KeyHierarchyDeps {
   readonly hourlyPeriodSeconds: number;
   /** Bound on the (non-secret) scope → key id index. */
   readonly scopeIndexSize: number;
+  /** A log key older than this is retired (decrypt-only) and the next log write gets a new one. */
+  readonly logKeyRotationMs?: number;
 }
 
 /** Keys a caller can ask for by scope; each is created on first use. */
@@ -71,6 +73,8 @@ export function createKeyHierarchy(deps: KeyHierarchyDeps) {
    */
   const recentFailures = new LruMap<string, { readonly error: KeystrataError; readonly until: number }>(10_000);
   const FAILURE_HOLD_MS = 2000;
+  /** When each known log key was created: log keys rotate on age (KEYSTRATA_LOG_KEY_ROTATION_DAYS). */
+  const logKeyBorn = new LruMap<string, number>(deps.scopeIndexSize);
 
   /**
    * The single-flight of a key's load is per environment. Key ids appear in clear in every ks1
@@ -222,19 +226,45 @@ export function createKeyHierarchy(deps: KeyHierarchyDeps) {
       const existing =
         hourStart !== null ? await store.getHourlyKey(environmentId, hourStart) : await store.findScopedKey(environmentId, request.kind, scopeId);
       let id = existing?.id;
+      let born = existing?.createdAt.getTime();
       if (id === undefined) {
         // Job keys hang under the hourly key of the hour the job first ran; the rest under the EK.
         const parentId = request.kind === 'job' ? await scopedKeyId(environmentId, { kind: 'hourly' }) : await environmentKeyId(environmentId);
         id = await createKey(environmentId, { kind: request.kind, scopeId, hourStart }, parentId);
+        born = clock.now();
       }
+      if (request.kind === 'log' && born !== undefined && !logKeyBorn.peek(id)) logKeyBorn.set(id, born);
       scopeIndex.set(indexKey, id);
       return id;
     });
   }
 
+  /**
+   * Retire the environment's log key if it is older than the rotation period: it becomes
+   * decrypt-only (old log entries still open) and the next log write creates a new one. Several
+   * nodes may notice at once; the store's compare-and-set lets one retire it, and the unique active
+   * log key lets one new key win.
+   */
+  async function rotateLogKeyIfDue(environmentId: string, indexKey: string, keyId: string): Promise<void> {
+    const born = logKeyBorn.peek(keyId);
+    if (deps.logKeyRotationMs === undefined || born === undefined || clock.now() - born < deps.logKeyRotationMs) return;
+    await store.setKeyState({ environmentId, keyId, from: ['active'], to: 'decrypt-only' });
+    logKeyBorn.delete(keyId);
+    scopeIndex.delete(indexKey);
+  }
+
   /** Run `use` with the key for a scope (created on first use). */
   function withScopedKey<T>(environmentId: string, request: ScopedKeyRequest, use: (key: KeyEntry<KeyMeta>) => T): Promise<T> {
-    const known = scopeIndex.get(indexKeyOf(environmentId, request, request.kind === 'hourly' ? currentHourStart() : null));
+    const indexKey = indexKeyOf(environmentId, request, request.kind === 'hourly' ? currentHourStart() : null);
+    const known = scopeIndex.get(indexKey);
+    if (known !== undefined && request.kind === 'log' && deps.logKeyRotationMs !== undefined) {
+      const born = logKeyBorn.peek(known);
+      if (born !== undefined && clock.now() - born >= deps.logKeyRotationMs) {
+        return rotateLogKeyIfDue(environmentId, indexKey, known)
+          .then(() => scopedKeyId(environmentId, request))
+          .then((keyId) => withKeyById(environmentId, keyId, use));
+      }
+    }
     if (known !== undefined) return withKeyById(environmentId, known, use);
     return scopedKeyId(environmentId, request).then((keyId) => withKeyById(environmentId, keyId, use));
   }

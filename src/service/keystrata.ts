@@ -106,6 +106,7 @@ export async function openKeystrata(config: Config, options: OpenOptions = {}): 
       clock,
       hourlyPeriodSeconds: config.hourlyKeyPeriodSeconds,
       scopeIndexSize: config.keyCacheMaxEntries * 4,
+      logKeyRotationMs: config.logKeyRotationDays * 86_400_000,
     });
     const crypto = createScopedCrypto({ hierarchy });
     const auditKeys = createAuditKeys(root.auditSecret);

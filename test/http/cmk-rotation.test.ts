@@ -61,6 +61,23 @@ for (const store of testStores()) {
       expect((await entries(ws)).filter((e) => e.action === 'cmk.rotate').map((e) => e.outcome)).toEqual(['success']);
     });
 
+    it('the log key is retired (decrypt-only) once older than KEYSTRATA_LOG_KEY_ROTATION_DAYS; the next log write gets a new one; old entries still open', async () => {
+      const ws = (await createWorkspace(t, 'log-rotation')).id;
+      const first = await encrypt(t, ws, { type: 'log', id: 'stream' }, Buffer.from('old line'));
+      clock.advance(29 * DAY);
+      expect((await encrypt(t, ws, { type: 'log', id: 'stream' }, Buffer.from('same key'))).keyId).toBe(first.keyId);
+      clock.advance(2 * DAY);
+      const second = await encrypt(t, ws, { type: 'log', id: 'stream' }, Buffer.from('new line'));
+      expect(second.keyId).not.toBe(first.keyId);
+      expect(await ok(t, 'GET', `${envUrl(ws)}/keys/${first.keyId}`, undefined)).toMatchObject({ kind: 'log', state: 'decrypt-only' });
+      expect(await ok(t, 'GET', `${envUrl(ws)}/keys/${second.keyId}`, undefined)).toMatchObject({ kind: 'log', state: 'active' });
+      t.ks.cache.clear();
+      expect(Buffer.from((await decrypt(t, ws, first.ciphertext)).json().plaintext, 'base64').toString()).toBe('old line');
+      expect((await ok(t, 'GET', `${envUrl(ws)}/keys`, undefined)).counts.log).toBe(2);
+      // The audit entries sealed under either log key still read.
+      expect((await entries(ws)).every((e) => 'action' in e)).toBe(true);
+    });
+
     it('platform-managed CMKs older than the rotation period are rotated automatically (actor system), younger ones are not', async () => {
       const old = (await createWorkspace(t, 'auto-old')).id;
       const sealed = await encrypt(t, old, { type: 'job', id: 'j' }, Buffer.from('kept'));
