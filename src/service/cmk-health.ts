@@ -37,7 +37,7 @@ const FAILURE_STATE: Record<CmkFailureReason, CmkHealthState> = {
 const EXPIRING_WITHIN_MS = 30 * 86_400_000;
 
 export interface CmkHealthDeps {
-  readonly store: Pick<Store, 'listActiveCmks' | 'putCmkHealth' | 'getActiveEk' | 'rewrapEk' | 'getEnvironment'>;
+  readonly store: Pick<Store, 'listActiveCmks' | 'putCmkHealth' | 'getActiveEk' | 'rewrapEk' | 'getEnvironment' | 'runExclusive'>;
   readonly providers: Pick<ProviderRegistry, 'forCmk'>;
   readonly hierarchy: Pick<KeyHierarchy, 'withKeyById'>;
   readonly audit: Pick<AuditLog, 'forChange'>;
@@ -145,7 +145,8 @@ export function createCmkHealthMonitor(deps: CmkHealthDeps) {
     },
     start(): void {
       if (timer) return;
-      timer = setInterval(() => void this.runOnce().catch(() => undefined), deps.intervalSeconds * 1000);
+      // One node probes at a time (a PostgreSQL advisory lock); the others skip this round.
+      timer = setInterval(() => void store.runExclusive('cmk-health-probe', () => this.runOnce()).catch(() => undefined), deps.intervalSeconds * 1000);
       timer.unref();
     },
     async stop(): Promise<void> {

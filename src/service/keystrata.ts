@@ -144,9 +144,9 @@ export async function openKeystrata(config: Config, options: OpenOptions = {}): 
       hourlyPeriodSeconds: config.hourlyKeyPeriodSeconds,
       defaultWaitingDays: config.destructionWaitingDays,
     });
-    // Scheduled destructions are carried out within a minute of their time, by whichever node gets
-    // there first (each destruction is a compare-and-set: exactly one node applies it).
-    const destroyer = setInterval(() => void lifecycle.destroyDue().catch(() => undefined), 60_000);
+    // Scheduled destructions are carried out within a minute of their time, by one node at a time
+    // (runExclusive: a PostgreSQL advisory lock); each destruction is also a compare-and-set.
+    const destroyer = setInterval(() => void store.runExclusive('key-destruction', () => lifecycle.destroyDue()).catch(() => undefined), 60_000);
     destroyer.unref();
     const cmks = createCmkService({
       store,
@@ -183,9 +183,12 @@ export async function openKeystrata(config: Config, options: OpenOptions = {}): 
       return { env, audit: change };
     };
     // Platform-managed CMKs are rotated when older than KEYSTRATA_PLATFORM_CMK_ROTATION_DAYS (checked
-    // hourly; on several nodes the store's compare-and-set lets one rotation win).
+    // hourly by one node at a time; the store's compare-and-set also lets only one rotation win).
     const rotator = setInterval(
-      () => void cmks.rotateAgedPlatformCmks(config.platformCmkRotationDays, systemChange('cmk.rotate')).catch(() => undefined),
+      () =>
+        void store
+          .runExclusive('platform-cmk-rotation', () => cmks.rotateAgedPlatformCmks(config.platformCmkRotationDays, systemChange('cmk.rotate')))
+          .catch(() => undefined),
       3_600_000,
     );
     rotator.unref();

@@ -339,6 +339,15 @@ export interface Store {
    */
   watchKeyStates(listener: (event: KeyStateEvent) => void): () => void;
 
+  // Scheduled work.
+  /**
+   * Run `work` unless another node is running work of the same name right now; undefined when it
+   * is. PostgreSQL: a session advisory lock held on one connection for the duration (released by
+   * the server if the node dies, so another node takes over on its next tick). SQLite: one node by
+   * design, so `work` always runs (concurrent calls in this process are still serialised by name).
+   */
+  runExclusive<T>(name: string, work: () => Promise<T>): Promise<T | undefined>;
+
   // Keys.
   getKey(environmentId: string, keyId: string): Promise<KeyRecord | undefined>;
   /** The environment's active EK. */

@@ -13,6 +13,7 @@ import { auditContract } from './contract/audit.js';
 import { clientContract } from './contract/clients.js';
 import { cmkContract } from './contract/cmks.js';
 import type { ContractContext } from './contract/context.js';
+import { exclusiveContract } from './contract/exclusive.js';
 import { keyContract } from './contract/keys.js';
 import { lifecycleContract } from './contract/lifecycle.js';
 import { objectContract } from './contract/objects.js';
@@ -81,6 +82,7 @@ for (const backend of BACKENDS) {
     });
 
     workspaceContract(ctx);
+    exclusiveContract(ctx);
     keyContract(ctx);
     objectContract(ctx);
     persistenceContract(ctx);

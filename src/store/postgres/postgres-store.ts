@@ -561,6 +561,31 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     },
     getAuditHead: (workspaceId) => one('getAuditHead', [workspaceId], toAuditHead),
 
+    async runExclusive(name, work) {
+      // The lock key is per deployment (schema) and name; hashtextextended gives the 64-bit key
+      // pg_try_advisory_lock takes. The lock belongs to this connection's session, held for the work.
+      const key = `keystrata:${schema ?? ''}:${name}`;
+      const client = await connect();
+      let doubtful = false;
+      try {
+        const locked = (await client.query<{ locked: boolean }>('SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS locked', [key])).rows[0]?.locked === true;
+        if (!locked) return undefined;
+        try {
+          return await work();
+        } finally {
+          await client.query('SELECT pg_advisory_unlock(hashtextextended($1, 0))', [key]).catch(() => {
+            // Unknown session state: destroy the connection (which releases the lock) rather than pool it.
+            doubtful = true;
+          });
+        }
+      } catch (error) {
+        doubtful = true;
+        throw asStoreError(error);
+      } finally {
+        client.release(doubtful ? true : undefined);
+      }
+    },
+
     async close() {
       if (closed) return;
       closed = true;

@@ -231,6 +231,9 @@ export async function openSqliteStore(options: SqliteStoreOptions): Promise<Stor
     appendAudit: db.transaction(appendAuditInTx),
   };
 
+  /** Names of scheduled work running in this process (runExclusive). */
+  const running = new Set<string>();
+
   const store: Store = {
     kind: 'sqlite',
 
@@ -510,6 +513,16 @@ export async function openSqliteStore(options: SqliteStoreOptions): Promise<Stor
     async getAuditHead(workspaceId) {
       const row = q.getAuditHead.get(workspaceId);
       return row && toAuditHead(row);
+    },
+
+    async runExclusive(name, work) {
+      if (running.has(name)) return undefined;
+      running.add(name);
+      try {
+        return await work();
+      } finally {
+        running.delete(name);
+      }
     },
 
     async close() {
