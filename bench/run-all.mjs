@@ -11,6 +11,7 @@ const benches = [
   ['dist/bench/http-encrypt.js', '--seconds', '15'],
   ['dist/bench/vault-objects.js', '--count', '10000'],
   ['dist/bench/byok-providers.js'],
+  ['dist/bench/repack-scale.js'],
 ];
 let output = `# keystrata benchmarks — ${new Date().toISOString()}, ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}), load average before: ${loadavg().map((n) => n.toFixed(2)).join(' ')}\n\n`;
 for (const [script, ...args] of benches) {
