@@ -72,7 +72,11 @@ export function createCmkService(deps: CmkServiceDeps) {
 
   async function activeCmk(environmentId: string): Promise<CmkRecord> {
     const cmk = await store.getActiveCmk(environmentId);
-    if (!cmk) throw new KeystrataError('integrity_check_failed', 'The environment has no active CMK.');
+    // The active CMK is the one the active EK hangs from: none means the EK itself is disabled,
+    // scheduled for destruction or destroyed (docs/operations.md), which the caller can act on.
+    if (!cmk) {
+      throw new KeystrataError('key_disabled', 'The environment key is not active (disabled, scheduled for destruction or destroyed); its CMK cannot be changed or shown now.');
+    }
     return cmk;
   }
 

@@ -73,6 +73,20 @@ export function createKeyLifecycle(deps: KeyLifecycleDeps) {
     return record;
   }
 
+  /**
+   * Log keys seal the environment's audit entries: disabling or destroying one through the API
+   * would let an admin make the record of their own actions unreadable. They are retired by
+   * rotation (KEYSTRATA_LOG_KEY_ROTATION_DAYS); shredding the whole environment still destroys them.
+   */
+  function refuseLogKey(record: KeyRecord): KeyRecord {
+    if (record.kind === 'log') {
+      throw new KeystrataError('key_state_conflict', 'Log keys seal the audit log: they are retired by rotation, not disabled or destroyed one by one.', {
+        details: { state: record.state },
+      });
+    }
+    return record;
+  }
+
   function waitingDays(days: number | undefined): number {
     const value = days ?? deps.defaultWaitingDays;
     if (!Number.isInteger(value) || value < MIN_WAITING_DAYS || value > MAX_WAITING_DAYS) {
@@ -90,8 +104,11 @@ export function createKeyLifecycle(deps: KeyLifecycleDeps) {
     audit: ChangeAudit,
     extra: { destroyAt?: Date; target?: Record<string, string> } = {},
   ): Promise<KeyView> {
+    // Sealed under the workspace audit key, not the environment's log key: the record of who
+    // disabled or destroyed a key must survive the destruction (of an EK, or anything above the
+    // log key) it records.
     const entry = await audit({
-      environment: env,
+      environmentId: env.environment.id,
       target: { keyId: record.id, kind: record.kind, from: record.state, to, ...(record.scopeId === null ? {} : { scopeId: record.scopeId }), ...extra.target },
     });
     const updated = await store.setKeyState({ environmentId: env.environment.id, keyId: record.id, from, to, destroyAt: extra.destroyAt ?? null }, entry);
@@ -121,7 +138,7 @@ export function createKeyLifecycle(deps: KeyLifecycleDeps) {
 
     /** Reversible: the key (and everything below it) refuses use until enabled. */
     async disable(env: EnvironmentContext, keyId: string, audit: ChangeAudit): Promise<KeyView> {
-      return transition(env, await requireKey(env, keyId), ['active', 'decrypt-only'], 'disabled', audit);
+      return transition(env, refuseLogKey(await requireKey(env, keyId)), ['active', 'decrypt-only'], 'disabled', audit);
     },
 
     async enable(env: EnvironmentContext, keyId: string, audit: ChangeAudit): Promise<KeyView> {
@@ -130,7 +147,7 @@ export function createKeyLifecycle(deps: KeyLifecycleDeps) {
 
     /** The key stops working now and is destroyed after the waiting period unless cancelled. */
     async scheduleDestruction(env: EnvironmentContext, keyId: string, days: number | undefined, audit: ChangeAudit): Promise<KeyView> {
-      return scheduleDestruction(env, await requireKey(env, keyId), days, audit);
+      return scheduleDestruction(env, refuseLogKey(await requireKey(env, keyId)), days, audit);
     },
 
     /** Back to disabled (not active): re-enabling is a separate, deliberate step. */
@@ -148,7 +165,11 @@ export function createKeyLifecycle(deps: KeyLifecycleDeps) {
     /** Crypto-shred a whole environment: its environment key is scheduled for destruction. */
     async shredEnvironment(env: EnvironmentContext, days: number | undefined, audit: ChangeAudit): Promise<KeyView> {
       const ek = await store.getActiveEk(env.environment.id);
-      if (!ek) throw new KeystrataError('integrity_check_failed', 'The environment has no active environment key.');
+      if (!ek) {
+        throw new KeystrataError('key_state_conflict', 'The environment key is not active (disabled, already scheduled for destruction, or destroyed).', {
+          details: { state: null },
+        });
+      }
       return scheduleDestruction(env, ek, days, audit, { shred: 'environment' });
     },
 

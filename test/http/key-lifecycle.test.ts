@@ -114,6 +114,43 @@ for (const store of testStores()) {
       expect(plaintextOf(await decrypt(t, ws, other.ciphertext, undefined, 'other'))).toBe('kept');
     });
 
+    it('log keys cannot be disabled or destroyed one by one (they seal the audit); after an environment shred the record of who shredded stays readable', async () => {
+      const ws = (await createWorkspace(t, 'log-key-guard')).id;
+      const log = await encrypt(t, ws, { type: 'log', id: 'stream' }, Buffer.from('line'));
+      for (const action of ['disable', 'schedule-destruction']) {
+        expectError(await call(t, 'POST', `${keyUrl(ws, log.keyId)}/${action}`, {}), 409, 'key_state_conflict');
+      }
+      expect(await ok(t, 'GET', keyUrl(ws, log.keyId), undefined)).toMatchObject({ state: 'active' });
+      await ok(t, 'POST', `${envUrl(ws)}/shred`, { waitingPeriodDays: 1 });
+      clock.advance(DAY);
+      await t.ks.lifecycle.destroyDue();
+      const entries = (await ok(t, 'GET', `/v1/workspaces/${ws}/audit?limit=1000`, undefined)).items as { action?: string; outcome?: string; unreadable?: string; actor?: { type: string } }[];
+      // Entries sealed under the (now destroyed) environment log key are unreadable, as shredding means…
+      expect(entries.some((e) => e.unreadable === 'key_destroyed')).toBe(true);
+      // …but who shredded, and the destruction itself, are sealed under the workspace key and read.
+      expect(entries.find((e) => e.action === 'environment.shred')).toMatchObject({ outcome: 'success', actor: { type: 'admin' } });
+      expect(entries.find((e) => e.action === 'key.destroy')).toMatchObject({ actor: { type: 'system' } });
+      // The environment's CMK cannot be shown or changed any more: a clear 4xx, not a 500.
+      expectError(await call(t, 'GET', `${envUrl(ws)}/cmk`), 423, 'key_disabled');
+      expectError(await call(t, 'POST', `${envUrl(ws)}/shred`, {}), 409, 'key_state_conflict');
+    });
+
+    it('a client limited to one environment reads only that environment’s audit entries (and workspace-level ones)', async () => {
+      const ws = (await createWorkspace(t, 'audit-scope')).id;
+      await ok(t, 'POST', `/v1/workspaces/${ws}/environments`, { name: 'staging' }, 201);
+      await encrypt(t, ws, { type: 'job', id: 'p' }, Buffer.from('x'));
+      await encrypt(t, ws, { type: 'job', id: 's' }, Buffer.from('x'), 'staging');
+      const detail = await ok(t, 'GET', `/v1/workspaces/${ws}`, undefined);
+      const stagingId = detail.environments.find((e: { name: string }) => e.name === 'staging').id as string;
+      const auditor = await createClient(t, ws, { role: 'auditor', environments: ['staging'] });
+      const seen = (await as(t, auditor.token, 'GET', `/v1/workspaces/${ws}/audit?limit=1000`)).json().items as { environmentId: string | null }[];
+      expect(seen.length).toBeGreaterThan(0);
+      expect(seen.every((e) => e.environmentId === null || e.environmentId === stagingId)).toBe(true);
+      expect(seen.some((e) => e.environmentId === stagingId)).toBe(true);
+      const all = (await ok(t, 'GET', `/v1/workspaces/${ws}/audit?limit=1000`, undefined)).items as { environmentId: string | null }[];
+      expect(all.some((e) => e.environmentId !== null && e.environmentId !== stagingId)).toBe(true);
+    });
+
     it('roles: operators disable and enable, only admins destroy or shred; bad waiting periods and foreign keys are refused', async () => {
       const ws = (await createWorkspace(t, 'lifecycle-roles')).id;
       const job = await encrypt(t, ws, { type: 'job', id: 'j' }, Buffer.from('x'));

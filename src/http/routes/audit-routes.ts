@@ -1,5 +1,6 @@
 import { Type } from '@sinclair/typebox';
 import { KeystrataError } from '../../errors.js';
+import { ALL_ENVIRONMENTS } from '../../service/access/permissions.js';
 import type { Keystrata } from '../../service/keystrata.js';
 import { AuditQuery, AuditVerifyResponse } from '../access-schemas.js';
 import { ERROR_RESPONSES, WorkspaceParams, pageLimit } from '../schemas.js';
@@ -23,10 +24,16 @@ export function auditRoutes(app: App, ks: Pick<Keystrata, 'audit' | 'workspaces'
       },
     },
     async (request) => {
-      await ks.workspaces.getWorkspace(request.params.ws);
       const afterSeq = request.query.cursor === undefined ? 0 : Number(request.query.cursor);
       if (!Number.isSafeInteger(afterSeq)) throw new KeystrataError('invalid_request', 'cursor is not a valid audit cursor.', { field: 'cursor' });
-      return ks.audit.list(request.params.ws, { afterSeq, limit: pageLimit(request.query.limit) });
+      const workspace = await ks.workspaces.getWorkspace(request.params.ws);
+      // A client limited to some environments reads only their entries (and workspace-level ones).
+      const principal = request.principal;
+      let onlyEnvironments: Set<string> | undefined;
+      if (principal?.kind === 'client' && !principal.client.environments.includes(ALL_ENVIRONMENTS)) {
+        onlyEnvironments = new Set(workspace.environments.filter((e) => principal.client.environments.includes(e.name)).map((e) => e.id));
+      }
+      return ks.audit.list(request.params.ws, { afterSeq, limit: pageLimit(request.query.limit), onlyEnvironments });
     },
   );
 

@@ -92,10 +92,15 @@ export function createAuthenticator(deps: AuthenticatorDeps) {
     return matcher;
   }
 
-  function remember(found: { token: ClientTokenRecord; client: ClientRecord }): CachedToken {
+  /** Bumped by every invalidation: a lookup that started before one must not cache what it read. */
+  let epoch = 0;
+
+  function remember(found: { token: ClientTokenRecord; client: ClientRecord }, startedAt: number): CachedToken {
     const entry: CachedToken = { ...found, allowsIp: matcherFor(found.client), fetchedAt: clock.now() };
-    byHash.set(found.token.tokenHash, entry);
-    byTokenId.set(found.token.id, entry);
+    if (startedAt === epoch) {
+      byHash.set(found.token.tokenHash, entry);
+      byTokenId.set(found.token.id, entry);
+    }
     return entry;
   }
 
@@ -104,17 +109,19 @@ export function createAuthenticator(deps: AuthenticatorDeps) {
   async function lookupByHash(tokenHash: string): Promise<CachedToken | undefined> {
     const cached = byHash.get(tokenHash);
     if (fresh(cached)) return cached;
+    const startedAt = epoch;
     const found = await store.findClientToken(tokenHash);
-    return found && remember(found);
+    return found && remember(found, startedAt);
   }
 
   async function lookupByTokenId(clientId: string, tokenId: string): Promise<CachedToken | undefined> {
     const cached = byTokenId.get(tokenId);
     if (fresh(cached) && cached.client.id === clientId) return cached;
+    const startedAt = epoch;
     const token = (await store.listClientTokens(clientId)).find((t) => t.id === tokenId);
     if (!token) return undefined;
     const found = await store.findClientToken(token.tokenHash);
-    return found && remember(found);
+    return found && remember(found, startedAt);
   }
 
   /**
@@ -198,6 +205,7 @@ export function createAuthenticator(deps: AuthenticatorDeps) {
 
     /** Forget what is cached about a client (called on every change to it or its tokens). */
     invalidateClient(clientId: string): void {
+      epoch++;
       for (const map of [byHash, byTokenId]) {
         for (const [key, entry] of [...map.entries()]) if (entry.client.id === clientId) map.delete(key);
       }

@@ -124,11 +124,17 @@ export function createAuditLog(deps: AuditLogDeps) {
     },
 
     /** One page of a workspace's log, decrypted, in seq order. `afterSeq` is the cursor. */
-    async list(workspaceId: string, options: { afterSeq: number; limit: number }): Promise<{ items: AuditEntryView[]; nextCursor: string | null }> {
-      const entries = await store.listAuditEntries(workspaceId, options);
+    async list(
+      workspaceId: string,
+      options: { afterSeq: number; limit: number; onlyEnvironments?: ReadonlySet<string> | undefined },
+    ): Promise<{ items: AuditEntryView[]; nextCursor: string | null }> {
+      const entries = await store.listAuditEntries(workspaceId, { afterSeq: options.afterSeq, limit: options.limit });
       const environments = new Map<string, EnvironmentContext | undefined>();
       const items: AuditEntryView[] = [];
       for (const entry of entries) {
+        // A reader limited to some environments sees their entries and workspace-level ones only
+        // (a page may then hold fewer than `limit` items; the cursor still moves past all of them).
+        if (options.onlyEnvironments && entry.environmentId !== null && !options.onlyEnvironments.has(entry.environmentId)) continue;
         const body = await openBody(entry, environments);
         const clear = { seq: entry.seq, id: entry.id, at: entry.at, environmentId: entry.environmentId, link: entry.link.toString('hex') };
         if ('unreadable' in body) {
