@@ -98,6 +98,7 @@ for (const store of testStores()) {
       const text = sealed.job.ciphertext;
       const body = text.slice(4);
       const parts = splitKs1(text);
+      const standard = `ks1:${ks1Binary(text).toString('base64')}`;
       await runAll([
         { name: 'random text', ciphertext: 'hello world' },
         { name: 'prefix only', ciphertext: 'ks1:' },
@@ -108,7 +109,10 @@ for (const store of testStores()) {
         { name: 'ks2 prefix', ciphertext: `ks2:${body}` },
         { name: 'upper-case prefix', ciphertext: `KS1:${body}` },
         { name: 'no prefix', ciphertext: body },
-        { name: 'standard base64 with padding', ciphertext: `ks1:${ks1Binary(text).toString('base64')}` },
+        // The standard-alphabet form of this very envelope; skipped when it happens to be identical
+        // to the base64url text (no '+', '/' or padding in it: about one run in seventy).
+        ...(standard === text ? [] : [{ name: 'standard base64 with padding', ciphertext: standard }]),
+        { name: 'one padding character', ciphertext: `${text}=` },
         { name: 'base64url with padding', ciphertext: `${text}==` },
         { name: 'whitespace inside', ciphertext: `ks1:${body.slice(0, 10)} ${body.slice(10)}` },
         { name: 'version 2', ciphertext: joinKs1({ ...parts, version: 2 }) },
