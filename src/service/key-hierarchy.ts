@@ -2,7 +2,7 @@ import { newId, randomKey, zeroize } from '../core/bytes.js';
 import { ekWrapAad, unwrapKey, wrapKey } from '../core/wrapped-key.js';
 import { KeystrataError } from '../errors.js';
 import type { ProviderRegistry } from '../providers/registry.js';
-import type { KeyKind, KeyRecord, KeyState, Store } from '../store/store.js';
+import type { AuditAppend, KeyKind, KeyRecord, KeyState, Store } from '../store/store.js';
 import type { Clock } from './clock.js';
 import { MISS, type KeyCache, type KeyEntry, type LoadedKey } from './key-cache.js';
 import { LruMap } from './lru-map.js';
@@ -31,6 +31,8 @@ export interface KeyHierarchyDeps {
   readonly scopeIndexSize: number;
   /** A log key older than this is retired (decrypt-only) and the next log write gets a new one. */
   readonly logKeyRotationMs?: number;
+  /** The audit entry written with a log key's retirement (sealed without the log key itself). */
+  readonly logKeyRetirementAudit?: (environmentId: string, keyId: string) => Promise<AuditAppend | undefined>;
 }
 
 /** Keys a caller can ask for by scope; each is created on first use. */
@@ -248,7 +250,8 @@ export function createKeyHierarchy(deps: KeyHierarchyDeps) {
   async function rotateLogKeyIfDue(environmentId: string, indexKey: string, keyId: string): Promise<void> {
     const born = logKeyBorn.peek(keyId);
     if (deps.logKeyRotationMs === undefined || born === undefined || clock.now() - born < deps.logKeyRotationMs) return;
-    await store.setKeyState({ environmentId, keyId, from: ['active'], to: 'decrypt-only' });
+    const audit = await deps.logKeyRetirementAudit?.(environmentId, keyId);
+    await store.setKeyState({ environmentId, keyId, from: ['active'], to: 'decrypt-only' }, audit);
     logKeyBorn.delete(keyId);
     scopeIndex.delete(indexKey);
   }

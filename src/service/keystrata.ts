@@ -6,7 +6,7 @@ import { platformProviderFactory } from '../providers/platform/platform-provider
 import { providerFactories } from '../providers/factories.js';
 import { ProviderRegistry } from '../providers/registry.js';
 import { openStore } from '../store/open-store.js';
-import type { Store } from '../store/store.js';
+import type { AuditAppend, Store } from '../store/store.js';
 import { ensureAdminToken } from './admin-token.js';
 import { systemClock, type Clock } from './clock.js';
 import { KeyCache } from './key-cache.js';
@@ -99,6 +99,8 @@ export async function openKeystrata(config: Config, options: OpenOptions = {}): 
     // Expired keys are zeroed within half a TTL (at most 30 s) even if nobody looks them up again.
     const sweeper = setInterval(() => cache.sweep(), Math.min(config.keyCacheTtlSeconds * 500, 30_000));
     sweeper.unref();
+    // Bound once the audit log exists (it is built on the hierarchy): a log key's retirement is audited.
+    let logKeyRetirementAudit: (environmentId: string, keyId: string) => Promise<AuditAppend | undefined> = async () => undefined;
     const hierarchy = createKeyHierarchy({
       store,
       cache,
@@ -107,10 +109,27 @@ export async function openKeystrata(config: Config, options: OpenOptions = {}): 
       hourlyPeriodSeconds: config.hourlyKeyPeriodSeconds,
       scopeIndexSize: config.keyCacheMaxEntries * 4,
       logKeyRotationMs: config.logKeyRotationDays * 86_400_000,
+      logKeyRetirementAudit: (environmentId, keyId) => logKeyRetirementAudit(environmentId, keyId),
     });
     const crypto = createScopedCrypto({ hierarchy });
     const auditKeys = createAuditKeys(root.auditSecret);
     const audit = createAuditLog({ store, crypto, keys: auditKeys, clock });
+    // Sealed under the workspace audit key (no environment context): sealing under the log key being
+    // retired would recurse into the rotation.
+    logKeyRetirementAudit = async (environmentId, keyId) => {
+      const environment = await store.getEnvironment(environmentId);
+      if (!environment) return undefined;
+      return audit.forChange({
+        workspaceId: environment.workspaceId,
+        environmentId,
+        actor: SYSTEM_ACTOR,
+        action: 'key.rotate',
+        target: { environment: environment.name, keyId, kind: 'log' },
+        sourceIp: 'keystrata',
+        requestId: `rotation-${newId()}`,
+        outcome: 'success',
+      });
+    };
     const usage = createUsageTracker({ store, flushIntervalMs: 2000 });
     const authenticator = createAuthenticator({
       store,

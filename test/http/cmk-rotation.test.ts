@@ -74,8 +74,12 @@ for (const store of testStores()) {
       t.ks.cache.clear();
       expect(Buffer.from((await decrypt(t, ws, first.ciphertext)).json().plaintext, 'base64').toString()).toBe('old line');
       expect((await ok(t, 'GET', `${envUrl(ws)}/keys`, undefined)).counts.log).toBe(2);
-      // The audit entries sealed under either log key still read.
-      expect((await entries(ws)).every((e) => 'action' in e)).toBe(true);
+      // The audit entries sealed under either log key still read, and the retirement itself is one.
+      const all = await entries(ws);
+      expect(all.every((e) => 'action' in e)).toBe(true);
+      expect(all.filter((e) => e.action === 'key.rotate')).toEqual([
+        expect.objectContaining({ actor: expect.objectContaining({ type: 'system' }), target: expect.objectContaining({ keyId: first.keyId, kind: 'log' }) }),
+      ]);
     });
 
     it('platform-managed CMKs older than the rotation period are rotated automatically (actor system), younger ones are not', async () => {
