@@ -16,6 +16,7 @@ import { openStore } from '../../src/store/open-store.js';
 import { POSTGRES_MIGRATIONS } from '../../src/store/postgres/migrations.js';
 import { SQLITE_MIGRATIONS } from '../../src/store/sqlite/migrations.js';
 import type { Store } from '../../src/store/store.js';
+import { TEST_DATABASE_URL, testStores } from '../support/test-keystrata.js';
 
 export interface StoreLocation {
   /** Opens (and migrates) a store on this location; may be called several times. */
@@ -32,7 +33,7 @@ export interface StoreBackend {
   newLocation(): Promise<StoreLocation>;
 }
 
-export const TEST_DATABASE_URL = process.env['KEYSTRATA_TEST_DATABASE_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test';
+export { TEST_DATABASE_URL };
 
 const sqlite: StoreBackend = {
   name: 'sqlite',
@@ -106,13 +107,5 @@ const postgres: StoreBackend = {
 
 const ALL: readonly StoreBackend[] = [sqlite, postgres];
 
-function selected(): readonly StoreBackend[] {
-  const raw = process.env['KEYSTRATA_TEST_STORES'];
-  if (raw === undefined || raw.trim() === '') return ALL;
-  const names = raw.split(',').map((s) => s.trim()).filter((s) => s !== '');
-  const unknown = names.filter((n) => !ALL.some((b) => b.name === n));
-  if (unknown.length > 0) throw new Error(`KEYSTRATA_TEST_STORES names unknown store(s): ${unknown.join(', ')} (known: sqlite, postgres)`);
-  return ALL.filter((b) => names.includes(b.name));
-}
-
-export const BACKENDS = selected();
+/** The backends KEYSTRATA_TEST_STORES selects (testStores: one reading of it, refused in CI if partial). */
+export const BACKENDS: readonly StoreBackend[] = ALL.filter((backend) => testStores().includes(backend.name));

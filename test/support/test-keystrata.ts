@@ -20,11 +20,24 @@ export type StoreKind = 'sqlite' | 'postgres';
 
 export const TEST_DATABASE_URL = process.env.KEYSTRATA_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 
-/** Backends to run store-dependent suites on: KEYSTRATA_TEST_STORES=sqlite,postgres (default both). */
+const ALL_STORES: readonly StoreKind[] = ['sqlite', 'postgres'];
+
+/**
+ * Backends to run store-dependent suites on: KEYSTRATA_TEST_STORES=sqlite,postgres (default both).
+ * The one place the variable is read. Under CI every backend runs: a run that left PostgreSQL out
+ * must not look green.
+ */
 export function testStores(): readonly StoreKind[] {
   const raw = process.env.KEYSTRATA_TEST_STORES;
-  if (!raw) return ['sqlite', 'postgres'];
-  return raw.split(',').map((s) => s.trim()).filter((s): s is StoreKind => s === 'sqlite' || s === 'postgres');
+  if (raw === undefined || raw.trim() === '') return ALL_STORES;
+  const names = raw.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  const unknown = names.filter((n) => !(ALL_STORES as readonly string[]).includes(n));
+  if (unknown.length > 0) throw new Error(`KEYSTRATA_TEST_STORES names unknown store(s): ${unknown.join(', ')} (known: sqlite, postgres)`);
+  const ci = process.env.CI === 'true' || process.env.CI === '1';
+  if (ci && ALL_STORES.some((kind) => !names.includes(kind))) {
+    throw new Error('KEYSTRATA_TEST_STORES leaves a store out, which CI does not allow: every backend runs in CI.');
+  }
+  return ALL_STORES.filter((kind) => names.includes(kind));
 }
 
 export const TEST_ADMIN_TOKEN = 'test-admin-token-' + 'a'.repeat(32);
