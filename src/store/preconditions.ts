@@ -4,8 +4,8 @@
  * database and surface much later as an undecryptable key, so both stores refuse it up front.
  */
 import type {
-  AuditAppend, ClientPatch, ClientRecord, ClientTokenRecord, ClientUsageDelta, CmkHealthRecord, CmkReplacement, EkRewrap, KeyRecord, KeyStateChange,
-  NewEnvironment, ObjectRecord, ObjectVersionRecord, WorkspaceRecord,
+  AuditAppend, ClientPatch, ClientRecord, ClientTokenRecord, ClientUsageDelta, CmkHealthRecord, CmkReplacement, EkRewrap, EkRotation, KeyRecord,
+  KeyStateChange, NewEnvironment, ObjectRecord, ObjectVersionRecord, RepackBatch, RepackRecord, WorkspaceRecord,
 } from './store.js';
 import { AUDIT_SEALINGS, CLIENT_ROLES, SCOPED_KINDS, isKeyState } from './rows.js';
 
@@ -209,4 +209,86 @@ export function checkCmkHealth(record: CmkHealthRecord): void {
   needs(record.deletionAt === null || isDate(record.deletionAt), 'health deletionAt must be a valid Date or null');
   needs(record.currentVersion === null || typeof record.currentVersion === 'string', 'health currentVersion must be a string or null');
   needs(record.detail === null || typeof record.detail === 'string', 'health detail must be a string or null');
+}
+
+function isId(value: unknown): value is string {
+  return typeof value === 'string' && value !== '';
+}
+
+export function checkEkRotation(change: EkRotation): void {
+  const { cmk, ek } = change;
+  /* Precondition: the rotation names the environment, the CMK and EK it moves from, and the repack it starts. */
+  needs(isId(change.environmentId) && isId(change.fromCmkId) && isId(change.fromEkId), 'environmentId, fromCmkId and fromEkId must be non-empty strings');
+  needs(isId(change.repackId), 'repackId must be a non-empty string');
+  needs(isDate(change.startedAt), 'startedAt must be a valid Date');
+  /* Precondition: the new CMK is a different, active CMK of the environment. */
+  needs(cmk.environmentId === change.environmentId, 'cmk.environmentId must be the environment id');
+  needs(cmk.state === 'active', 'the new cmk must be active');
+  needs(cmk.id !== change.fromCmkId, 'the new cmk must not be fromCmkId');
+  needs(isDate(cmk.createdAt), 'cmk createdAt must be a valid Date');
+  /* Precondition: the new EK is a different, active key of kind "ek" of the environment, wrapped by the new CMK. */
+  needs(ek.environmentId === change.environmentId, 'ek.environmentId must be the environment id');
+  needs(ek.kind === 'ek' && ek.state === 'active', 'ek must be an active key of kind "ek"');
+  needs(ek.destroyAt === undefined || ek.destroyAt === null, 'an active ek has no destroyAt');
+  needs(ek.id !== change.fromEkId, 'the new ek must not be fromEkId');
+  needs(ek.parentId === cmk.id, 'ek.parentId must be the new cmk id');
+  needs(isNewWrapping(ek.wrapped, ek.wrappingKeyVersion), 'ek.wrapped must be a non-empty Buffer and ek.wrappingKeyVersion a string');
+  needs(isDate(ek.createdAt), 'ek createdAt must be a valid Date');
+}
+
+/** The most keys one listKeysUnder call returns, and one applyRepackBatch call moves. */
+export const MAX_REPACK_BATCH = 10_000;
+
+export function checkKeysUnderListing(environmentId: string, parentId: string, limit: number): void {
+  /* Precondition: a page of 1..10000 keys under one parent of one environment. */
+  needs(isId(environmentId) && isId(parentId), 'environmentId and parentId must be non-empty strings');
+  needs(Number.isSafeInteger(limit) && limit >= 1 && limit <= MAX_REPACK_BATCH, `limit must be an integer from 1 to ${MAX_REPACK_BATCH}`);
+}
+
+/** The most repacks one listUnfinishedRepacks call returns. */
+export const MAX_REPACK_PAGE = 1000;
+
+export function checkRepackListing(limit: number): void {
+  /* Precondition: a page holds 1..1000 repacks. */
+  needs(Number.isSafeInteger(limit) && limit >= 1 && limit <= MAX_REPACK_PAGE, `limit must be an integer from 1 to ${MAX_REPACK_PAGE}`);
+}
+
+export function checkRepackBatch(batch: RepackBatch): void {
+  /* Precondition: the batch names its repack, the EK keys leave and the EK they join (a different one). */
+  needs(isId(batch.repackId) && isId(batch.environmentId), 'repackId and environmentId must be non-empty strings');
+  needs(isId(batch.fromEkId) && isId(batch.toEkId) && batch.fromEkId !== batch.toEkId, 'fromEkId and toEkId must be two different non-empty strings');
+  needs(isId(batch.runner), 'runner must be a non-empty string');
+  needs(isDate(batch.at), 'at must be a valid Date');
+  needs(Array.isArray(batch.keys) && batch.keys.length <= MAX_REPACK_BATCH, `keys must be an array of at most ${MAX_REPACK_BATCH}`);
+  const ids = new Set<string>();
+  for (const k of batch.keys) {
+    /* Precondition: each key at most once (one statement cannot move a row twice), compared and replaced by bytes. */
+    needs(isId(k.id), 'a repacked key id must be a non-empty string');
+    needs(!ids.has(k.id), `key ${k.id} appears twice in the batch`);
+    ids.add(k.id);
+    needs(Buffer.isBuffer(k.expectedWrapped) && Buffer.isBuffer(k.wrapped), 'expectedWrapped and wrapped must be Buffers');
+    /* Precondition: zero bytes only for a key already destroyed: a batch must never erase (or revive) key material. */
+    needs((k.wrapped.length === 0) === (k.expectedWrapped.length === 0), `key ${k.id}: wrapped is empty exactly when expectedWrapped is (a destroyed key)`);
+  }
+}
+
+export function checkBatchOfRepack(batch: RepackBatch, stored: RepackRecord): void {
+  /* Precondition: the batch names the EKs of the repack it is applied to (a mix-up would move keys under the wrong EK). */
+  needs(
+    stored.environmentId === batch.environmentId && stored.fromEkId === batch.fromEkId && stored.toEkId === batch.toEkId,
+    `the batch's environmentId, fromEkId and toEkId must be those of repack ${batch.repackId}`,
+  );
+}
+
+export function checkRepackPause(repackId: string, reason: string | null, runner: string, at: Date): void {
+  /* Precondition: a pause says why (operator-facing text); a resume passes null. */
+  needs(isId(repackId), 'repackId must be a non-empty string');
+  needs(reason === null || (typeof reason === 'string' && reason !== ''), 'reason must be a non-empty string or null');
+  needs(isId(runner), 'runner must be a non-empty string');
+  needs(isDate(at), 'at must be a valid Date');
+}
+
+export function checkRepackFinish(repackId: string, at: Date): void {
+  needs(isId(repackId), 'repackId must be a non-empty string');
+  needs(isDate(at), 'at must be a valid Date');
 }

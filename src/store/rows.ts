@@ -21,6 +21,8 @@ import type {
   KeyState,
   ObjectRecord,
   ObjectVersionRecord,
+  RepackRecord,
+  RepackState,
   WorkspaceRecord,
 } from './store.js';
 
@@ -157,6 +159,23 @@ export interface AuditHeadRow {
   readonly link: Buffer;
 }
 
+export interface RepackRow {
+  readonly id: string;
+  readonly environment_id: string;
+  readonly from_ek_id: string;
+  readonly to_ek_id: string;
+  readonly from_cmk_id: string;
+  readonly to_cmk_id: string;
+  readonly state: string;
+  readonly total: number;
+  readonly done: number;
+  readonly started_at: DbTime;
+  readonly updated_at: DbTime;
+  readonly finished_at: DbTime | null;
+  readonly paused_reason: string | null;
+  readonly runner: string | null;
+}
+
 export interface KindCountRow {
   readonly kind: string;
   readonly n: number;
@@ -183,6 +202,10 @@ export const COLUMNS = {
   client_tokens: ['id', 'client_id', 'token_hash', 'created_at', 'expires_at'],
   audit_entries: ['workspace_id', 'seq', 'id', 'environment_id', 'at', 'sealing', 'body', 'link'],
   audit_heads: ['workspace_id', 'seq', 'link'],
+  repacks: [
+    'id', 'environment_id', 'from_ek_id', 'to_ek_id', 'from_cmk_id', 'to_cmk_id', 'state', 'total', 'done', 'started_at', 'updated_at',
+    'finished_at', 'paused_reason', 'runner',
+  ],
 } as const;
 
 /** The clients columns written by recordClientUsage only, selected after cols('clients') for a ClientWithUsage. */
@@ -206,6 +229,7 @@ export const KEY_STATES: readonly KeyState[] = ['active', 'decrypt-only', 'disab
 export const SCOPED_KINDS: readonly KeyKind[] = ['job', 'connection', 'context'];
 export const CLIENT_ROLES: readonly ClientRole[] = ['admin', 'operator', 'app', 'auditor'];
 export const AUDIT_SEALINGS: readonly AuditSealing[] = ['log-key', 'workspace-key'];
+export const REPACK_STATES: readonly RepackState[] = ['running', 'paused', 'done'];
 
 /** SQL list literal of the allowed values, for CHECK constraints in both schemas. */
 export function sqlList(values: readonly string[]): string {
@@ -241,6 +265,12 @@ function clientRole(value: string): ClientRole {
 function auditSealing(value: string): AuditSealing {
   if (!(AUDIT_SEALINGS as readonly string[]).includes(value)) throw new Error(`store: unknown audit sealing "${value}"`);
   return value as AuditSealing;
+}
+
+// Likewise for a repack's state: an unknown one must not be taken for "unfinished" or "done".
+function repackState(value: string): RepackState {
+  if (!(REPACK_STATES as readonly string[]).includes(value)) throw new Error(`store: unknown repack state "${value}"`);
+  return value as RepackState;
 }
 
 function toDate(value: DbTime): Date {
@@ -390,6 +420,25 @@ export function toAuditEntry(row: AuditEntryRow): AuditEntryRecord {
 
 export function toAuditHead(row: AuditHeadRow): AuditHead {
   return { seq: row.seq, link: row.link };
+}
+
+export function toRepack(row: RepackRow): RepackRecord {
+  return {
+    id: row.id,
+    environmentId: row.environment_id,
+    fromEkId: row.from_ek_id,
+    toEkId: row.to_ek_id,
+    fromCmkId: row.from_cmk_id,
+    toCmkId: row.to_cmk_id,
+    state: repackState(row.state),
+    total: Number(row.total),
+    done: Number(row.done),
+    startedAt: toDate(row.started_at),
+    updatedAt: toDate(row.updated_at),
+    finishedAt: row.finished_at === null ? null : toDate(row.finished_at),
+    pausedReason: row.paused_reason,
+    runner: row.runner,
+  };
 }
 
 export function emptyKindCounts(): Record<KeyKind, number> {

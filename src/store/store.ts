@@ -274,6 +274,92 @@ export interface EkRewrap {
   readonly wrappingKeyVersion: string;
 }
 
+// ---- Repack: moving an environment's keys under a new environment key ---------------------------
+
+/**
+ * running: keys are being moved (or will be, on the next tick of whichever node holds the lease);
+ * paused: a key store the repack needs failed, see pausedReason (retried on every tick);
+ * done: every key is under the new EK and the old EK has been destroyed.
+ */
+export type RepackState = 'running' | 'paused' | 'done';
+
+/** One environment's move from an old EK to a new one (PUT …/cmk with rotateEnvironmentKey). */
+export interface RepackRecord {
+  readonly id: string;
+  readonly environmentId: string;
+  /** The EK being retired: decrypt-only while keys remain under it, destroyed when the repack is done. */
+  readonly fromEkId: string;
+  /** The environment's new active EK. */
+  readonly toEkId: string;
+  /** The CMK that wraps fromEk (decrypt-only; still needed until done). */
+  readonly fromCmkId: string;
+  /** The CMK that wraps toEk. */
+  readonly toCmkId: string;
+  readonly state: RepackState;
+  /** Keys directly under fromEk when the repack began (hourly, connection, log, context). */
+  readonly total: number;
+  /** Keys moved so far. */
+  readonly done: number;
+  readonly startedAt: Date;
+  /** Last progress or state change. */
+  readonly updatedAt: Date;
+  readonly finishedAt: Date | null;
+  /** Why a paused repack is paused (operator-facing text, never a secret). */
+  readonly pausedReason: string | null;
+  /** The node that last worked on it (host:pid), for operators. */
+  readonly runner: string | null;
+}
+
+/**
+ * A CMK replacement that also rotates the environment key: the new CMK and a new EK wrapped by it
+ * become active, the old ones decrypt-only, and a repack is started, all in one transaction.
+ */
+export interface EkRotation {
+  readonly environmentId: string;
+  /** Compare-and-set: the environment's active CMK must still be this one … */
+  readonly fromCmkId: string;
+  /** … and its active EK this one (wrapped by fromCmkId). */
+  readonly fromEkId: string;
+  /** The new CMK (state active). */
+  readonly cmk: CmkRecord;
+  /** The new EK (kind ek, state active, parentId = cmk.id). */
+  readonly ek: KeyRecord;
+  readonly repackId: string;
+  readonly startedAt: Date;
+}
+
+/** One key re-wrapped from the old EK to the new one. */
+export interface RepackedKey {
+  readonly id: string;
+  /** Compare-and-set: the wrapped bytes the key must still have (a key destroyed meanwhile is left alone). */
+  readonly expectedWrapped: Buffer;
+  /** The key wrapped by the new EK (zero bytes for a key already destroyed: nothing to re-wrap). */
+  readonly wrapped: Buffer;
+}
+
+export interface RepackBatch {
+  readonly repackId: string;
+  readonly environmentId: string;
+  readonly fromEkId: string;
+  readonly toEkId: string;
+  readonly keys: readonly RepackedKey[];
+  /** host:pid of the node applying it. */
+  readonly runner: string;
+  readonly at: Date;
+}
+
+/**
+ * Thrown by insertKeyIfAbsent when the new key's parent is an environment key that is no longer
+ * active (rotated away): the caller re-reads the environment's active EK and creates the key under
+ * it. This is what guarantees that no key is created under an EK after its repack has counted it.
+ */
+export class StaleParentError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'StaleParentError';
+  }
+}
+
 export interface Store {
   /** "sqlite" or "postgres", for status output and logs. */
   readonly kind: 'sqlite' | 'postgres';
@@ -348,17 +434,65 @@ export interface Store {
    */
   runExclusive<T>(name: string, work: () => Promise<T>): Promise<T | undefined>;
 
+  // Environment key rotation and repack.
+  /**
+   * In one transaction: the compare-and-set of replaceCmk (active CMK still fromCmkId, active EK
+   * still fromEkId and wrapped by it); fromCmk becomes 'decrypt-only' and change.cmk is inserted
+   * active; fromEk becomes 'decrypt-only' (announced to watchKeyStates like setKeyState) and
+   * change.ek is inserted active; a repack row is inserted (state running, done 0, total = the
+   * number of keys whose parent is fromEk, not counting EKs); the audit entries are appended.
+   * Returns the repack, or undefined and writes nothing if the compare-and-set fails. Throws
+   * StoreConflictError (nothing written) if the environment already has an unfinished repack
+   * (checked after the compare-and-set, under the same EK lock), or if the new CMK's or EK's id is taken.
+   */
+  rotateEnvironmentKey(change: EkRotation, audit?: AuditAppend): Promise<RepackRecord | undefined>;
+  /** The environment's unfinished repack if it has one, else its most recently finished one (greatest finishedAt), else undefined. */
+  getRepack(environmentId: string): Promise<RepackRecord | undefined>;
+  /** Unfinished repacks (running or paused) of every environment, oldest first (startedAt, then id). limit 1..1000. */
+  listUnfinishedRepacks(limit: number): Promise<readonly RepackRecord[]>;
+  /** Keys whose parent is `parentId` (never EKs), in id order, at most `limit` (1..10000). */
+  listKeysUnder(environmentId: string, parentId: string, limit: number): Promise<readonly KeyRecord[]>;
+  /**
+   * In one transaction: each key whose parent is still fromEkId and whose wrapped bytes are still
+   * expectedWrapped gets parent toEkId and the new wrapped bytes (others are skipped: a later
+   * listKeysUnder returns them again if they are still under fromEk); the repack's done grows by the
+   * number moved, its state becomes running (pausedReason cleared), runner and updatedAt are set.
+   * Returns the repack as stored, or undefined (nothing written) if it is done or does not exist.
+   * Batches of one repack are serialised across nodes (PostgreSQL: its row is locked first). Throws
+   * TypeError (nothing written) if a key appears twice, if wrapped is empty but expectedWrapped is not
+   * (or the reverse), or if the batch's environmentId, fromEkId or toEkId are not the repack's.
+   */
+  applyRepackBatch(batch: RepackBatch): Promise<RepackRecord | undefined>;
+  /**
+   * Pause (reason given) or resume (reason null) an unfinished repack; sets runner and updatedAt.
+   * Returns the repack as stored, or undefined if it is done or does not exist.
+   */
+  setRepackPaused(repackId: string, reason: string | null, runner: string, at: Date): Promise<RepackRecord | undefined>;
+  /**
+   * In one transaction, if no key (other than EKs) is under fromEkId any more: the repack becomes
+   * done (finishedAt = at, pausedReason cleared), fromEk becomes 'destroyed' with its wrapped bytes
+   * erased (announced like setKeyState), and the audit entries are appended. Returns the finished
+   * repack; undefined (nothing written) if keys remain under fromEk or the repack is not unfinished.
+   */
+  finishRepack(repackId: string, at: Date, audit?: AuditAppend): Promise<RepackRecord | undefined>;
+
   // Keys.
   getKey(environmentId: string, keyId: string): Promise<KeyRecord | undefined>;
   /** The environment's active EK. */
   getActiveEk(environmentId: string): Promise<KeyRecord | undefined>;
   getHourlyKey(environmentId: string, hourStart: number): Promise<KeyRecord | undefined>;
+  /** The environment's hourly key with the greatest hourStart, or undefined. */
+  latestHourlyKey(environmentId: string): Promise<KeyRecord | undefined>;
   /** A job/connection/context key by its scope id; for kind "log", the active log key (scopeId ignored). */
   findScopedKey(environmentId: string, kind: KeyKind, scopeId: string | null): Promise<KeyRecord | undefined>;
   /**
    * Inserts the key unless one with the same uniqueness identity exists (same env and hourStart for
    * hourly keys; same env, kind and scopeId for job/connection/context keys; an active log key for
    * log keys). Returns the key that is stored afterwards — the caller's or the one that won a race.
+   * Throws StaleParentError (nothing written) when key.parentId is an EK whose state is not
+   * 'active' — checked under a lock that orders it against rotateEnvironmentKey and finishRepack —
+   * unless a key is already stored for it (the identity winner, or a retry of the same id): that
+   * key is returned, whichever EK it is under.
    */
   insertKeyIfAbsent(key: KeyRecord): Promise<KeyRecord>;
   /** Counts of keys in an environment by kind, and the newest hourly key. */

@@ -26,6 +26,8 @@ export interface StoreLocation {
   /** Applies only the first `count` migrations to the empty location, as an older build would have. */
   migrateOnly(count: number): Promise<void>;
   destroy(): Promise<void>;
+  /** PostgreSQL: the location's schema, for tests that open their own session on it. */
+  readonly schema?: string;
 }
 
 export interface StoreBackend {
@@ -84,6 +86,7 @@ const postgres: StoreBackend = {
   async newLocation() {
     const schema = `keystrata_test_${randomBytes(6).toString('hex')}`;
     return {
+      schema,
       open: () => openStore({ databaseUrl: TEST_DATABASE_URL, sqlitePath: '/nonexistent/unused.db', postgresSchema: schema }),
       appliedMigrations: () =>
         withClient(async (client) => {

@@ -18,6 +18,7 @@ import { keyContract } from './contract/keys.js';
 import { lifecycleContract } from './contract/lifecycle.js';
 import { objectContract } from './contract/objects.js';
 import { persistenceContract } from './contract/persistence.js';
+import { repackContract } from './contract/repack.js';
 import { workspaceContract } from './contract/workspaces.js';
 import { newWorkspace } from './fixtures.js';
 
@@ -90,6 +91,7 @@ for (const backend of BACKENDS) {
     auditContract(ctx);
     cmkContract(ctx);
     lifecycleContract(ctx);
+    repackContract(ctx);
   });
 }
 

@@ -5,12 +5,13 @@
  */
 import type { PoolClient } from 'pg';
 import { pendingMigrations, type Migration } from '../migration.js';
-import { AUDIT_SEALINGS, CLIENT_ROLES, KEY_KINDS, KEY_STATES, sqlList } from '../rows.js';
+import { AUDIT_SEALINGS, CLIENT_ROLES, KEY_KINDS, KEY_STATES, REPACK_STATES, sqlList } from '../rows.js';
 
 const KINDS = sqlList(KEY_KINDS);
 const STATES = sqlList(KEY_STATES);
 const ROLES = sqlList(CLIENT_ROLES);
 const SEALINGS = sqlList(AUDIT_SEALINGS);
+const REPACKS = sqlList(REPACK_STATES);
 
 export const POSTGRES_MIGRATIONS: readonly Migration[] = [
   {
@@ -176,6 +177,38 @@ ALTER TABLE keys ADD COLUMN destroy_at timestamptz;
 
 -- listDueDestructions: the scheduled keys, soonest first (id in code point order breaks ties, as in SQLite).
 CREATE INDEX keys_due_destruction ON keys (destroy_at, id COLLATE "C") WHERE state = 'scheduled-destruction';
+`,
+  },
+  {
+    version: 5,
+    description: 'repacks; index of keys by parent',
+    sql: `
+-- An environment's move from an old EK to a new one (rotateEnvironmentKey). Batches lock its row
+-- (SELECT … FOR UPDATE): that is what serialises batch applications from several nodes.
+CREATE TABLE repacks (
+  id             text PRIMARY KEY,
+  environment_id text NOT NULL REFERENCES environments (id),
+  from_ek_id     text NOT NULL REFERENCES keys (id),
+  to_ek_id       text NOT NULL REFERENCES keys (id),
+  from_cmk_id    text NOT NULL REFERENCES cmks (id),
+  to_cmk_id      text NOT NULL REFERENCES cmks (id),
+  state          text NOT NULL CHECK (state IN (${REPACKS})),
+  total          bigint NOT NULL CHECK (total >= 0),
+  done           bigint NOT NULL CHECK (done >= 0),
+  started_at     timestamptz NOT NULL,
+  updated_at     timestamptz NOT NULL,
+  finished_at    timestamptz,
+  paused_reason  text,
+  runner         text,
+  CHECK ((state = 'done') = (finished_at IS NOT NULL))
+);
+-- At most one unfinished repack per environment, whichever node starts it.
+CREATE UNIQUE INDEX repacks_one_unfinished ON repacks (environment_id) WHERE state <> 'done';
+CREATE INDEX repacks_environment ON repacks (environment_id, started_at);
+
+-- listKeysUnder: the keys under one parent in id order (code point order, as in SQLite), and the
+-- count of those left under an old EK.
+CREATE INDEX keys_parent ON keys (environment_id, parent_id, id COLLATE "C");
 `,
   },
 ];

@@ -10,20 +10,21 @@ import { chainEntries, groupByWorkspace } from '../audit-chain.js';
 import { mergeUsageDeltas } from '../client-usage.js';
 import { decodeNameCursor, decodeWorkspaceCursor, encodeNameCursor, encodeWorkspaceCursor, toPage } from '../cursor.js';
 import {
-  checkAudit, checkAuditPage, checkAuditWorkspace, checkClientPatch, checkClientToken, checkCmkHealth, checkCmkListing, checkCmkReplacement, checkDueListing,
-  checkEkRewrap, checkKey, checkKeyStateChange, checkLimit, checkNewClient, checkNewEnvironment, checkNewObject, checkNextVersion, checkRotationTimes,
+  checkAudit, checkAuditPage, checkAuditWorkspace, checkBatchOfRepack, checkClientPatch, checkClientToken, checkCmkHealth, checkCmkListing,
+  checkCmkReplacement, checkDueListing, checkEkRewrap, checkEkRotation, checkKey, checkKeyStateChange, checkKeysUnderListing, checkLimit, checkNewClient,
+  checkNewEnvironment, checkNewObject, checkNextVersion, checkRepackBatch, checkRepackFinish, checkRepackListing, checkRepackPause, checkRotationTimes,
   checkUsageDeltas,
 } from '../preconditions.js';
 import { encodeKeyStateEvent } from '../key-state-listeners.js';
 import {
-  SCOPED_KINDS, kindCounts, toAuditEntry, toAuditHead, toClient, toClientToken, toClientTokenJoin, toClientWithUsage, toCmk, toCmkHealth, toEnvironment,
-  toKey, toObject, toObjectVersion, toWorkspace,
+  KEY_STATES, SCOPED_KINDS, kindCounts, toAuditEntry, toAuditHead, toClient, toClientToken, toClientTokenJoin, toClientWithUsage, toCmk, toCmkHealth,
+  toEnvironment, toKey, toObject, toObjectVersion, toRepack, toWorkspace,
   type AuditEntryRow, type AuditHeadRow, type ClientRow, type ClientTokenRow, type ClientUsageRow, type CmkHealthRow, type CmkRow, type EnvironmentRow,
-  type KeyRow, type KindCountRow, type ObjectRow, type ObjectVersionRow, type SettingRow, type WorkspaceRow,
+  type KeyRow, type KindCountRow, type ObjectRow, type ObjectVersionRow, type RepackRow, type SettingRow, type WorkspaceRow,
 } from '../rows.js';
 import {
-  AUDIT_GENESIS_LINK, StoreConflictError,
-  type AuditAppend, type AuditEntryRecord, type AuditHead, type KeyRecord, type NewEnvironment, type Store,
+  AUDIT_GENESIS_LINK, StaleParentError, StoreConflictError,
+  type AuditAppend, type AuditEntryRecord, type AuditHead, type KeyRecord, type KeyState, type NewEnvironment, type Store,
 } from '../store.js';
 import { asStoreError } from './connection-errors.js';
 import { createKeyStateWatcher, keyStateChannel } from './key-state-watcher.js';
@@ -68,6 +69,7 @@ const NAME_CONSTRAINTS: Readonly<Record<string, true>> = {
   environments_workspace_id_name_key: true,
   objects_environment_id_name_key: true,
   clients_workspace_id_name_key: true,
+  repacks_one_unfinished: true,
 };
 
 /**
@@ -207,6 +209,18 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     if (SCOPED_KINDS.includes(key.kind)) return first<KeyRow>(pool, 'getScoped', [key.environmentId, key.kind, key.scopeId]);
     if (key.state !== 'active') return Promise.resolve(undefined);
     return first<KeyRow>(pool, key.kind === 'log' ? 'getActiveLog' : 'getActiveEk', [key.environmentId]);
+  };
+
+  /** Announces a key state change at the commit of the caller's transaction (every node's watchers). */
+  const notifyKeyState = async (client: PoolClient, row: KeyRow): Promise<void> => {
+    const event = { environmentId: row.environment_id, keyId: row.id, state: row.state as KeyState };
+    await run(client, 'notifyKeyState', [channel, encodeKeyStateEvent(event)]);
+  };
+
+  /** Locks the repack's row (see lockRepack); returns it if unfinished, undefined if done or missing. */
+  const lockUnfinishedRepack = async (client: PoolClient, repackId: string): Promise<RepackRow | undefined> => {
+    const row = await first<RepackRow>(client, 'lockRepack', [repackId]);
+    return row && row.state !== 'done' ? row : undefined;
   };
 
   const one = async <R extends QueryResultRow, T>(name: StatementName, params: unknown[], map: (row: R) => T): Promise<T | undefined> => {
@@ -359,8 +373,7 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
         const row = await transaction(async (client) => {
           const updated = await first<KeyRow>(client, 'setKeyState', values.keyState(change));
           if (!updated) return undefined;
-          const event = { environmentId: updated.environment_id, keyId: updated.id, state: change.to };
-          await run(client, 'notifyKeyState', [channel, encodeKeyStateEvent(event)]);
+          await notifyKeyState(client, updated);
           if (audit) await appendEnvironmentAuditInTx(client, change.environmentId, audit);
           return updated;
         }, READ_COMMITTED);
@@ -375,9 +388,89 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     },
     watchKeyStates: (listener) => watcher.subscribe(listener),
 
+    async rotateEnvironmentKey(change, audit) {
+      checkEkRotation(change);
+      if (audit) checkAudit(audit);
+      const { environmentId, fromEkId, fromCmkId } = change;
+      try {
+        const row = await transaction(async (client) => {
+          // The compare-and-set of replaceCmk, on the locked EK. The lock also orders this rotation
+          // against inserts under the EK (insertKey share-locks it): those that got it first have
+          // committed by now and are counted below; later ones find the EK decrypt-only and are refused.
+          const ek = await first<Pick<KeyRow, 'id' | 'parent_id'>>(client, 'lockActiveEk', [environmentId]);
+          if (!ek || ek.id !== fromEkId || ek.parent_id !== fromCmkId) return undefined;
+          // Rotations of one environment queue on its EK lock, so this check is not raced by another one.
+          if (await first(client, 'unfinishedRepack', [environmentId])) throw new StoreConflictError('an unfinished repack of this environment already exists');
+          if (((await run(client, 'retireCmk', [fromCmkId, environmentId])).rowCount ?? 0) === 0) return undefined;
+          await run(client, 'insertCmk', values.cmk(change.cmk));
+          const retired = await first<KeyRow>(client, 'setKeyState', values.keyState({ environmentId, keyId: fromEkId, from: ['active'], to: 'decrypt-only' }));
+          if (!retired) throw new Error(`store: the locked EK ${fromEkId} vanished inside a transaction`);
+          await notifyKeyState(client, retired);
+          await run(client, 'insertEk', values.key(change.ek));
+          const total = (await first<KindCountRow>(client, 'countKeysUnder', [environmentId, fromEkId]))?.n ?? 0;
+          const repack = (await first<RepackRow>(client, 'insertRepack', values.repack(change, Number(total))))!;
+          if (audit) await appendEnvironmentAuditInTx(client, environmentId, audit);
+          return repack;
+        }, READ_COMMITTED);
+        return row && toRepack(row);
+      } catch (error) {
+        throw conflict(error, 'an unfinished repack of this environment');
+      }
+    },
+    getRepack: (environmentId) => one('getRepack', [environmentId], toRepack),
+    async listUnfinishedRepacks(limit) {
+      checkRepackListing(limit);
+      return (await run<RepackRow>(pool, 'listUnfinishedRepacks', [limit])).rows.map(toRepack);
+    },
+    async listKeysUnder(environmentId, parentId, limit) {
+      checkKeysUnderListing(environmentId, parentId, limit);
+      return (await run<KeyRow>(pool, 'listKeysUnder', [environmentId, parentId, limit])).rows.map(toKey);
+    },
+    async applyRepackBatch(batch) {
+      checkRepackBatch(batch);
+      const row = await transaction(async (client) => {
+        // Locked first: batches of one repack from several nodes apply one after the other (and the
+        // key rows of one batch are never locked in two orders at once), each re-checking every key.
+        const locked = await lockUnfinishedRepack(client, batch.repackId);
+        if (!locked) return undefined;
+        checkBatchOfRepack(batch, toRepack(locked));
+        return first<RepackRow>(client, 'applyRepackBatch', values.repackBatch(batch));
+      }, READ_COMMITTED);
+      return row && toRepack(row);
+    },
+    async setRepackPaused(repackId, reason, runner, at) {
+      checkRepackPause(repackId, reason, runner, at);
+      return one('setRepackPaused', [repackId, reason, runner, at], toRepack);
+    },
+    async finishRepack(repackId, at, audit) {
+      checkRepackFinish(repackId, at);
+      if (audit) checkAudit(audit);
+      try {
+        const row = await transaction(async (client) => {
+          const locked = await lockUnfinishedRepack(client, repackId);
+          if (!locked) return undefined;
+          // The old EK is locked before the look for keys under it: see lockKey.
+          await run(client, 'lockKey', [locked.environment_id, locked.from_ek_id]);
+          if (await first(client, 'anyKeyUnder', [locked.environment_id, locked.from_ek_id])) return undefined;
+          const finished = (await first<RepackRow>(client, 'finishRepack', [repackId, at]))!;
+          // Crypto-shredding as setKeyState does it (wrapped erased in the same write); not announced again if already destroyed.
+          const destroyed = await first<KeyRow>(client, 'setKeyState', values.keyState({
+            environmentId: locked.environment_id, keyId: locked.from_ek_id, from: KEY_STATES.filter((s) => s !== 'destroyed'), to: 'destroyed',
+          }));
+          if (destroyed) await notifyKeyState(client, destroyed);
+          if (audit) await appendEnvironmentAuditInTx(client, locked.environment_id, audit);
+          return finished;
+        }, READ_COMMITTED);
+        return row && toRepack(row);
+      } catch (error) {
+        throw conflict(error, 'an audit entry with that id');
+      }
+    },
+
     getKey: (environmentId, keyId) => one('getKey', [environmentId, keyId], toKey),
     getActiveEk: (environmentId) => one('getActiveEk', [environmentId], toKey),
     getHourlyKey: (environmentId, hourStart) => one('getHourly', [environmentId, hourStart], toKey),
+    latestHourlyKey: (environmentId) => one('latestHourly', [environmentId], toKey),
     async findScopedKey(environmentId, kind, scopeId) {
       if (kind === 'hourly') throw new TypeError('store: hourly keys are found by getHourlyKey');
       if (kind === 'log') return one('getActiveLog', [environmentId], toKey);
@@ -386,13 +479,17 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     },
     async insertKeyIfAbsent(key) {
       checkKey(key);
-      if ((await run(pool, 'insertKey', values.key(key))).rowCount === 1) return { ...key, destroyAt: key.destroyAt ?? null };
+      const result = (await first<{ inserted: number; parent_state: string | null }>(pool, 'insertKey', values.key(key)))!;
+      if (result.inserted === 1) return { ...key, destroyAt: key.destroyAt ?? null };
       // DO NOTHING waited for the conflicting insert to commit, so the winner is visible to the next
       // statement. The id itself may be what collided: a retry of the same insert gets the stored key.
       const winner = (await identityWinner(key)) ?? (await first<KeyRow>(pool, 'getKeyById', [key.id]));
-      if (!winner || winner.environment_id !== key.environmentId || winner.kind !== key.kind) {
-        throw new StoreConflictError('a key with that id already exists');
+      const same = winner !== undefined && winner.environment_id === key.environmentId && winner.kind === key.kind;
+      // Not inserted because the parent EK is retired: only a key that is already stored answers it.
+      if (result.parent_state !== null && result.parent_state !== 'active' && !same) {
+        throw new StaleParentError(`key ${key.id}: its parent environment key ${key.parentId} is ${result.parent_state}, no longer active`);
       }
+      if (!same) throw new StoreConflictError('a key with that id already exists');
       return toKey(winner);
     },
     async keyStats(environmentId) {

@@ -4,8 +4,8 @@
  */
 import { COLUMNS, clientUsageCols, cols, type Table } from '../rows.js';
 import type {
-  AuditEntryRecord, AuditHead, ClientPatch, ClientRecord, ClientTokenRecord, ClientUsageDelta, CmkHealthRecord, CmkRecord, KeyRecord, KeyStateChange,
-  NewEnvironment, ObjectRecord, ObjectVersionRecord, WorkspaceRecord,
+  AuditEntryRecord, AuditHead, ClientPatch, ClientRecord, ClientTokenRecord, ClientUsageDelta, CmkHealthRecord, CmkRecord, EkRotation, KeyRecord,
+  KeyStateChange, NewEnvironment, ObjectRecord, ObjectVersionRecord, RepackBatch, WorkspaceRecord,
 } from '../store.js';
 
 function insert(table: Table, suffix = ''): string {
@@ -24,6 +24,7 @@ const C = cols('clients');
 const CU = clientUsageCols();
 const T = cols('client_tokens');
 const A = cols('audit_entries');
+const R = cols('repacks');
 
 /** `column = CASE WHEN <flag> THEN <value> ELSE column END`, the flag and value at $n and $n+1. */
 function patched(column: string, n: number, type: string): string {
@@ -78,7 +79,14 @@ export const SQL = {
     RETURNING ${H}`,
 
   // No conflict target: DO NOTHING then covers every unique index, the partial ones included.
-  insertKey: insert('keys', ' ON CONFLICT DO NOTHING'),
+  // The parent, if it is an EK, is share-locked in the same statement and the insert skipped when it
+  // is not active: a rotation (or a repack's finish) locks that EK FOR UPDATE before retiring it, so
+  // either this insert commits first and the rotation's later count sees the key, or it waits and
+  // the lock returns the EK as the rotation left it. One round trip, like a plain insert.
+  insertKey: `WITH p AS MATERIALIZED (SELECT state FROM keys WHERE id = $6 AND kind = 'ek' FOR SHARE),
+    i AS (INSERT INTO keys (${K}) SELECT ${COLUMNS.keys.map((_, n) => `$${n + 1}`).join(', ')}
+      WHERE NOT EXISTS (SELECT 1 FROM p WHERE state <> 'active') ON CONFLICT DO NOTHING RETURNING id)
+    SELECT (SELECT count(*) FROM i) AS inserted, (SELECT state FROM p) AS parent_state`,
   insertEk: insert('keys'),
   getKey: `SELECT ${K} FROM keys WHERE environment_id = $1 AND id = $2`,
   getKeyById: `SELECT ${K} FROM keys WHERE id = $1`,
@@ -98,6 +106,33 @@ export const SQL = {
   getScoped: `SELECT ${K} FROM keys WHERE environment_id = $1 AND kind = $2 AND scope_id = $3`,
   countKinds: 'SELECT kind, count(*) AS n FROM keys WHERE environment_id = $1 GROUP BY kind',
   latestHourly: `SELECT ${K} FROM keys WHERE environment_id = $1 AND kind = 'hourly' ORDER BY hour_start DESC LIMIT 1`,
+  // Index keys_parent; code point order, as SQLite sorts.
+  listKeysUnder: `SELECT ${K} FROM keys WHERE environment_id = $1 AND parent_id = $2 AND kind <> 'ek' ORDER BY id COLLATE "C" LIMIT $3`,
+  countKeysUnder: `SELECT count(*) AS n FROM keys WHERE environment_id = $1 AND parent_id = $2 AND kind <> 'ek'`,
+  anyKeyUnder: `SELECT id FROM keys WHERE environment_id = $1 AND parent_id = $2 AND kind <> 'ek' LIMIT 1`,
+  // finishRepack locks the old EK before it looks for keys under it, so an insert that share-locked
+  // it (insertKey) has committed, and is counted, by then.
+  lockKey: 'SELECT id FROM keys WHERE environment_id = $1 AND id = $2 FOR UPDATE',
+
+  insertRepack: insert('repacks', ` RETURNING ${R}`),
+  // Taken first by every change of a repack, so batches from several nodes queue on it.
+  lockRepack: `SELECT ${R} FROM repacks WHERE id = $1 FOR UPDATE`,
+  unfinishedRepack: `SELECT id FROM repacks WHERE environment_id = $1 AND state <> 'done'`,
+  // The unfinished one (at most one) first, then the finished ones newest first.
+  getRepack: `SELECT ${R} FROM repacks WHERE environment_id = $1
+    ORDER BY state = 'done', finished_at DESC, started_at DESC, id COLLATE "C" DESC LIMIT 1`,
+  listUnfinishedRepacks: `SELECT ${R} FROM repacks WHERE state <> 'done' ORDER BY started_at, id COLLATE "C" LIMIT $1`,
+  // One statement per batch (values.repackBatch: one array element per key): each key moves only if
+  // it is still under the old EK with the bytes the caller re-wrapped; done grows by those moved.
+  applyRepackBatch: `WITH moved AS (UPDATE keys k SET parent_id = $4, wrapped = u.wrapped
+      FROM unnest($5::text[], $6::bytea[], $7::bytea[]) AS u (id, expected, wrapped)
+      WHERE k.id = u.id AND k.environment_id = $2 AND k.parent_id = $3 AND k.kind <> 'ek' AND k.wrapped = u.expected
+      RETURNING k.id)
+    UPDATE repacks SET done = done + (SELECT count(*) FROM moved), state = 'running', paused_reason = NULL, runner = $8, updated_at = $9
+    WHERE id = $1 AND state <> 'done' RETURNING ${R}`,
+  setRepackPaused: `UPDATE repacks SET state = CASE WHEN $2::text IS NULL THEN 'running' ELSE 'paused' END, paused_reason = $2::text,
+    runner = $3, updated_at = $4 WHERE id = $1 AND state <> 'done' RETURNING ${R}`,
+  finishRepack: `UPDATE repacks SET state = 'done', finished_at = $2, updated_at = $2, paused_reason = NULL WHERE id = $1 RETURNING ${R}`,
 
   getObject: `SELECT ${O} FROM objects WHERE environment_id = $1 AND id = $2`,
   getObjectByName: `SELECT ${O} FROM objects WHERE environment_id = $1 AND name = $2`,
@@ -178,6 +213,16 @@ export const values = {
   cmkHealth: (h: CmkHealthRecord): unknown[] => [h.cmkId, h.state, h.since, h.checkedAt, h.currentVersion, h.expiresAt, h.deletionAt, h.detail],
   key: (k: KeyRecord): unknown[] => [
     k.id, k.environmentId, k.kind, k.scopeId, k.hourStart, k.parentId, k.wrapped, k.wrappingKeyVersion, k.state, k.createdAt, k.destroyAt ?? null,
+  ],
+  /** A rotation's repack row: running, nothing done yet, `total` keys to move. */
+  repack: (c: EkRotation, total: number): unknown[] => [
+    c.repackId, c.environmentId, c.fromEkId, c.ek.id, c.fromCmkId, c.cmk.id, 'running', total, 0, c.startedAt, c.startedAt, null, null, null,
+  ],
+  /** applyRepackBatch's parameters: the repack and its EKs, the keys column by column, then runner and time. */
+  repackBatch: (b: RepackBatch): unknown[] => [
+    b.repackId, b.environmentId, b.fromEkId, b.toEkId,
+    b.keys.map((k) => k.id), b.keys.map((k) => k.expectedWrapped), b.keys.map((k) => k.wrapped),
+    b.runner, b.at,
   ],
   /** setKeyState's parameters; destroy_at only for a scheduled destruction. */
   keyState: (c: KeyStateChange): unknown[] => [

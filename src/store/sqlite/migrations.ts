@@ -5,12 +5,13 @@
  */
 import type Database from 'better-sqlite3';
 import { pendingMigrations, type Migration } from '../migration.js';
-import { AUDIT_SEALINGS, CLIENT_ROLES, KEY_KINDS, KEY_STATES, sqlList } from '../rows.js';
+import { AUDIT_SEALINGS, CLIENT_ROLES, KEY_KINDS, KEY_STATES, REPACK_STATES, sqlList } from '../rows.js';
 
 const KINDS = sqlList(KEY_KINDS);
 const STATES = sqlList(KEY_STATES);
 const ROLES = sqlList(CLIENT_ROLES);
 const SEALINGS = sqlList(AUDIT_SEALINGS);
+const REPACKS = sqlList(REPACK_STATES);
 
 export const SQLITE_MIGRATIONS: readonly Migration[] = [
   {
@@ -175,6 +176,36 @@ ALTER TABLE keys ADD COLUMN destroy_at INTEGER;
 
 -- listDueDestructions: the scheduled keys, soonest first (id breaks ties).
 CREATE INDEX keys_due_destruction ON keys (destroy_at, id) WHERE state = 'scheduled-destruction';
+`,
+  },
+  {
+    version: 5,
+    description: 'repacks; index of keys by parent',
+    sql: `
+-- An environment's move from an old EK to a new one (rotateEnvironmentKey); timestamps in integer ms.
+CREATE TABLE repacks (
+  id             TEXT PRIMARY KEY,
+  environment_id TEXT NOT NULL REFERENCES environments (id),
+  from_ek_id     TEXT NOT NULL REFERENCES keys (id),
+  to_ek_id       TEXT NOT NULL REFERENCES keys (id),
+  from_cmk_id    TEXT NOT NULL REFERENCES cmks (id),
+  to_cmk_id      TEXT NOT NULL REFERENCES cmks (id),
+  state          TEXT NOT NULL CHECK (state IN (${REPACKS})),
+  total          INTEGER NOT NULL CHECK (total >= 0),
+  done           INTEGER NOT NULL CHECK (done >= 0),
+  started_at     INTEGER NOT NULL,
+  updated_at     INTEGER NOT NULL,
+  finished_at    INTEGER,
+  paused_reason  TEXT,
+  runner         TEXT,
+  CHECK ((state = 'done') = (finished_at IS NOT NULL))
+) STRICT;
+-- At most one unfinished repack per environment, whichever node starts it.
+CREATE UNIQUE INDEX repacks_one_unfinished ON repacks (environment_id) WHERE state <> 'done';
+CREATE INDEX repacks_environment ON repacks (environment_id, started_at);
+
+-- listKeysUnder: the keys under one parent, in id order (and the count of those left under an old EK).
+CREATE INDEX keys_parent ON keys (environment_id, parent_id, id);
 `,
   },
 ];

@@ -17,24 +17,25 @@ import { chainEntries, groupByWorkspace } from '../audit-chain.js';
 import { mergeUsageDeltas } from '../client-usage.js';
 import { decodeNameCursor, decodeWorkspaceCursor, encodeNameCursor, encodeWorkspaceCursor, toPage } from '../cursor.js';
 import {
-  checkAudit, checkAuditPage, checkAuditWorkspace, checkClientPatch, checkClientToken, checkCmkHealth, checkCmkListing, checkCmkReplacement, checkDueListing,
-  checkEkRewrap, checkKey, checkKeyStateChange, checkLimit, checkNewClient, checkNewEnvironment, checkNewObject, checkNextVersion, checkRotationTimes,
+  checkAudit, checkAuditPage, checkAuditWorkspace, checkBatchOfRepack, checkClientPatch, checkClientToken, checkCmkHealth, checkCmkListing,
+  checkCmkReplacement, checkDueListing, checkEkRewrap, checkEkRotation, checkKey, checkKeyStateChange, checkKeysUnderListing, checkLimit, checkNewClient,
+  checkNewEnvironment, checkNewObject, checkNextVersion, checkRepackBatch, checkRepackFinish, checkRepackListing, checkRepackPause, checkRotationTimes,
   checkUsageDeltas,
 } from '../preconditions.js';
 import { KeyStateListeners } from '../key-state-listeners.js';
 import {
-  SCOPED_KINDS, kindCounts, toAuditEntry, toAuditHead, toClient, toClientToken, toClientTokenJoin, toClientWithUsage, toCmk, toCmkHealth, toEnvironment,
-  toKey, toObject, toObjectVersion, toWorkspace, type CmkHealthRow, type KeyRow,
+  KEY_STATES, SCOPED_KINDS, kindCounts, toAuditEntry, toAuditHead, toClient, toClientToken, toClientTokenJoin, toClientWithUsage, toCmk, toCmkHealth,
+  toEnvironment, toKey, toObject, toObjectVersion, toRepack, toWorkspace, type CmkHealthRow, type KeyRow, type RepackRow,
 } from '../rows.js';
 import {
-  StoreConflictError,
-  type AuditAppend, type ClientPatch, type ClientRecord, type ClientTokenRecord, type CmkHealthRecord, type CmkReplacement, type EkRewrap, type KeyRecord,
-  type KeyStateChange, type NewEnvironment, type ObjectRecord, type ObjectVersionRecord, type Store, type WorkspaceRecord,
+  StaleParentError, StoreConflictError,
+  type AuditAppend, type ClientPatch, type ClientRecord, type ClientTokenRecord, type CmkHealthRecord, type CmkReplacement, type EkRewrap, type EkRotation,
+  type KeyRecord, type KeyStateChange, type NewEnvironment, type ObjectRecord, type ObjectVersionRecord, type RepackBatch, type Store, type WorkspaceRecord,
 } from '../store.js';
 import { migrateSqlite } from './migrations.js';
 import {
   auditHeadParams, auditParams, clientParams, cmkHealthParams, cmkParams, environmentParams, keyParams, keyStateParams, objectParams, patchParams,
-  prepareStatements, tokenParams, usageParams, versionParams, workspaceParams,
+  prepareStatements, repackKeyParams, repackParams, tokenParams, usageParams, versionParams, workspaceParams,
 } from './statements.js';
 
 export interface SqliteStoreOptions {
@@ -120,6 +121,19 @@ export async function openSqliteStore(options: SqliteStoreOptions): Promise<Stor
     return key.kind === 'log' ? q.getActiveLog.get(key.environmentId) : q.getActiveEk.get(key.environmentId);
   };
 
+  /** Tells this store's watchers about a committed key state change. */
+  const announce = (row: KeyRow | undefined): void => {
+    if (!row) return;
+    const stored = toKey(row);
+    keyStateListeners.emit({ environmentId: stored.environmentId, keyId: stored.id, state: stored.state });
+  };
+
+  /** The repack if it is unfinished, else undefined (done or missing). */
+  const unfinishedRepack = (repackId: string): RepackRow | undefined => {
+    const row = q.getRepackById.get(repackId);
+    return row && row.state !== 'done' ? row : undefined;
+  };
+
   const casEkWrapping = (c: EkRewrap): number =>
     q.casEkWrapping.run(c.wrapped, c.wrappingKeyVersion, c.environmentId, c.ekId, c.cmkId, c.expectedWrapped).changes;
 
@@ -169,13 +183,53 @@ export async function openSqliteStore(options: SqliteStoreOptions): Promise<Stor
       return row;
     }),
     insertKeyIfAbsent: db.transaction((key: KeyRecord): KeyRecord => {
-      if (q.insertKey.run(keyParams(key)).changes === 1) return { ...key, destroyAt: key.destroyAt ?? null };
+      // Inside the IMMEDIATE transaction, so a rotation cannot retire the parent EK between this check and the insert.
+      const parent = q.getParentEk.get(key.parentId);
+      const stale = parent !== undefined && parent.state !== 'active';
+      if (!stale && q.insertKey.run(keyParams(key)).changes === 1) return { ...key, destroyAt: key.destroyAt ?? null };
       // The id itself may be what collided: a retry of the same insert is answered with the stored key.
       const winner = identityWinner(key) ?? q.getKeyById.get(key.id);
-      if (!winner || winner.environment_id !== key.environmentId || winner.kind !== key.kind) {
-        throw new StoreConflictError('a key with that id already exists');
-      }
+      const same = winner !== undefined && winner.environment_id === key.environmentId && winner.kind === key.kind;
+      // Under a retired EK only a key that is already stored answers the call.
+      if (stale && !same) throw new StaleParentError(`key ${key.id}: its parent environment key ${key.parentId} is ${parent.state}, no longer active`);
+      if (!same) throw new StoreConflictError('a key with that id already exists');
       return toKey(winner);
+    }),
+    rotateEnvironmentKey: db.transaction((change: EkRotation, audit: AuditAppend | undefined) => {
+      const { environmentId, fromEkId, fromCmkId } = change;
+      // The compare-and-set of replaceCmk; the IMMEDIATE transaction keeps inserts under the old EK
+      // out until it commits, after which they find it decrypt-only.
+      const ek = q.getActiveEk.get(environmentId);
+      if (!ek || ek.id !== fromEkId || ek.parent_id !== fromCmkId) return undefined;
+      if (q.unfinishedRepack.get(environmentId)) throw new StoreConflictError('an unfinished repack of this environment already exists');
+      if (q.retireCmk.run(fromCmkId, environmentId).changes === 0) return undefined;
+      q.insertCmk.run(cmkParams(change.cmk));
+      const retired = q.setKeyState.get(keyStateParams({ environmentId, keyId: fromEkId, from: ['active'], to: 'decrypt-only' }));
+      if (!retired) throw new Error(`store: the active EK ${fromEkId} vanished inside a transaction`);
+      q.insertEk.run(keyParams(change.ek));
+      const total = q.countKeysUnder.get(environmentId, fromEkId)?.n ?? 0;
+      const repack = q.insertRepack.get(repackParams(change, total))!;
+      if (audit) appendEnvironmentAuditInTx(environmentId, audit);
+      return { repack, retired };
+    }),
+    applyRepackBatch: db.transaction((batch: RepackBatch): RepackRow | undefined => {
+      const stored = unfinishedRepack(batch.repackId);
+      if (!stored) return undefined;
+      checkBatchOfRepack(batch, toRepack(stored));
+      let moved = 0;
+      for (const k of batch.keys) moved += q.repackKey.run(repackKeyParams(batch, k)).changes;
+      return q.addRepackProgress.get(moved, batch.runner, batch.at.getTime(), batch.repackId);
+    }),
+    finishRepack: db.transaction((repackId: string, at: Date, audit: AuditAppend | undefined) => {
+      const stored = unfinishedRepack(repackId);
+      if (!stored || q.anyKeyUnder.get(stored.environment_id, stored.from_ek_id)) return undefined;
+      const finished = q.finishRepack.get(at.getTime(), at.getTime(), repackId)!;
+      // Crypto-shredding as setKeyState does it (wrapped erased in the same write); not announced again if already destroyed.
+      const destroyed = q.setKeyState.get(keyStateParams({
+        environmentId: stored.environment_id, keyId: stored.from_ek_id, from: KEY_STATES.filter((state) => state !== 'destroyed'), to: 'destroyed',
+      }));
+      if (audit) appendEnvironmentAuditInTx(stored.environment_id, audit);
+      return { finished, destroyed };
     }),
     keyStats: db.transaction((environmentId: string) => ({
       counts: kindCounts(q.countKinds.all(environmentId)),
@@ -346,10 +400,8 @@ export async function openSqliteStore(options: SqliteStoreOptions): Promise<Stor
       } catch (error) {
         throw conflict(error, 'an audit entry with that id');
       }
-      if (!row) return undefined;
-      const stored = toKey(row);
-      keyStateListeners.emit({ environmentId: stored.environmentId, keyId: stored.id, state: stored.state });
-      return stored;
+      announce(row);
+      return row && toKey(row);
     },
     async listDueDestructions(now, limit) {
       checkDueListing(now, limit);
@@ -357,6 +409,55 @@ export async function openSqliteStore(options: SqliteStoreOptions): Promise<Stor
     },
     watchKeyStates(listener) {
       return keyStateListeners.add(listener);
+    },
+
+    async rotateEnvironmentKey(change, audit) {
+      checkEkRotation(change);
+      if (audit) checkAudit(audit);
+      let result: { repack: RepackRow; retired: KeyRow } | undefined;
+      try {
+        result = tx.rotateEnvironmentKey.immediate(change, audit);
+      } catch (error) {
+        throw conflict(error, 'an unfinished repack of this environment');
+      }
+      if (!result) return undefined;
+      announce(result.retired);
+      return toRepack(result.repack);
+    },
+    async getRepack(environmentId) {
+      const row = q.getRepack.get(environmentId);
+      return row && toRepack(row);
+    },
+    async listUnfinishedRepacks(limit) {
+      checkRepackListing(limit);
+      return q.listUnfinishedRepacks.all(limit).map(toRepack);
+    },
+    async listKeysUnder(environmentId, parentId, limit) {
+      checkKeysUnderListing(environmentId, parentId, limit);
+      return q.listKeysUnder.all(environmentId, parentId, limit).map(toKey);
+    },
+    async applyRepackBatch(batch) {
+      checkRepackBatch(batch);
+      const row = tx.applyRepackBatch.immediate(batch);
+      return row && toRepack(row);
+    },
+    async setRepackPaused(repackId, reason, runner, at) {
+      checkRepackPause(repackId, reason, runner, at);
+      const row = q.setRepackPaused.get(reason, reason, runner, at.getTime(), repackId);
+      return row && toRepack(row);
+    },
+    async finishRepack(repackId, at, audit) {
+      checkRepackFinish(repackId, at);
+      if (audit) checkAudit(audit);
+      let result: { finished: RepackRow; destroyed: KeyRow | undefined } | undefined;
+      try {
+        result = tx.finishRepack.immediate(repackId, at, audit);
+      } catch (error) {
+        throw conflict(error, 'an audit entry with that id');
+      }
+      if (!result) return undefined;
+      announce(result.destroyed);
+      return toRepack(result.finished);
     },
 
     async getKey(environmentId, keyId) {
@@ -369,6 +470,10 @@ export async function openSqliteStore(options: SqliteStoreOptions): Promise<Stor
     },
     async getHourlyKey(environmentId, hourStart) {
       const row = q.getHourly.get(environmentId, hourStart);
+      return row && toKey(row);
+    },
+    async latestHourlyKey(environmentId) {
+      const row = q.latestHourly.get(environmentId);
       return row && toKey(row);
     },
     async findScopedKey(environmentId, kind, scopeId) {

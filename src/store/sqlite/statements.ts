@@ -6,11 +6,12 @@ import type Database from 'better-sqlite3';
 import {
   COLUMNS, clientUsageCols, cols,
   type AuditEntryRow, type AuditHeadRow, type ClientRow, type ClientTokenJoinRow, type ClientTokenRow, type ClientUsageRow, type CmkHealthRow,
-  type CmkRow, type EnvironmentRow, type KeyRow, type KindCountRow, type ObjectRow, type ObjectVersionRow, type SettingRow, type Table, type WorkspaceRow,
+  type CmkRow, type EnvironmentRow, type KeyRow, type KindCountRow, type ObjectRow, type ObjectVersionRow, type RepackRow, type SettingRow, type Table,
+  type WorkspaceRow,
 } from '../rows.js';
 import type {
-  AuditEntryRecord, AuditHead, ClientPatch, ClientRecord, ClientTokenRecord, ClientUsageDelta, CmkHealthRecord, CmkRecord, KeyRecord, KeyStateChange,
-  NewEnvironment, ObjectRecord, ObjectVersionRecord, WorkspaceRecord,
+  AuditEntryRecord, AuditHead, ClientPatch, ClientRecord, ClientTokenRecord, ClientUsageDelta, CmkHealthRecord, CmkRecord, EkRotation, KeyRecord,
+  KeyStateChange, NewEnvironment, ObjectRecord, ObjectVersionRecord, RepackBatch, RepackedKey, WorkspaceRecord,
 } from '../store.js';
 
 // What SQLite is handed for a column: Dates as integer milliseconds, JSON as text.
@@ -68,6 +69,29 @@ export function keyStateParams(c: KeyStateChange): KeyStateParams {
     environment_id: c.environmentId, id: c.keyId, from: JSON.stringify(c.from), to: c.to,
     destroy_at: c.to === 'scheduled-destruction' && c.destroyAt ? c.destroyAt.getTime() : null,
   };
+}
+
+/** A rotation's repack row: running, nothing done yet, `total` keys to move. */
+export function repackParams(c: EkRotation, total: number): Params<RepackRow> {
+  const at = c.startedAt.getTime();
+  return {
+    id: c.repackId, environment_id: c.environmentId, from_ek_id: c.fromEkId, to_ek_id: c.ek.id, from_cmk_id: c.fromCmkId, to_cmk_id: c.cmk.id,
+    state: 'running', total, done: 0, started_at: at, updated_at: at, finished_at: null, paused_reason: null, runner: null,
+  };
+}
+
+/** One key of a repack batch: moved only if still under the old EK with the bytes the caller re-wrapped. */
+export interface RepackKeyParams {
+  readonly id: string;
+  readonly environment_id: string;
+  readonly from_ek_id: string;
+  readonly to_ek_id: string;
+  readonly expected: Buffer;
+  readonly wrapped: Buffer;
+}
+
+export function repackKeyParams(b: RepackBatch, k: RepackedKey): RepackKeyParams {
+  return { id: k.id, environment_id: b.environmentId, from_ek_id: b.fromEkId, to_ek_id: b.toEkId, expected: k.expectedWrapped, wrapped: k.wrapped };
 }
 
 export function objectParams(o: ObjectRecord): Params<ObjectRow> {
@@ -164,6 +188,7 @@ export function prepareStatements(db: Database.Database) {
   const CU = clientUsageCols();
   const T = cols('client_tokens');
   const A = cols('audit_entries');
+  const R = cols('repacks');
   return {
     getSetting: db.prepare<[string], SettingRow>('SELECT value FROM settings WHERE name = ?'),
     insertSetting: db.prepare<[string, string]>('INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING'),
@@ -237,6 +262,41 @@ export function prepareStatements(db: Database.Database) {
     countKinds: db.prepare<[string], KindCountRow>('SELECT kind, count(*) AS n FROM keys WHERE environment_id = ? GROUP BY kind'),
     latestHourly: db.prepare<[string], KeyRow>(
       `SELECT ${K} FROM keys WHERE environment_id = ? AND kind = 'hourly' ORDER BY hour_start DESC LIMIT 1`,
+    ),
+    // insertKeyIfAbsent's check of the parent: a key may be created under an EK only while it is active.
+    getParentEk: db.prepare<[string], Pick<KeyRow, 'state'>>(`SELECT state FROM keys WHERE id = ? AND kind = 'ek'`),
+    // Index keys_parent.
+    listKeysUnder: db.prepare<[string, string, number], KeyRow>(
+      `SELECT ${K} FROM keys WHERE environment_id = ? AND parent_id = ? AND kind <> 'ek' ORDER BY id LIMIT ?`,
+    ),
+    countKeysUnder: db.prepare<[string, string], Pick<KindCountRow, 'n'>>(
+      `SELECT count(*) AS n FROM keys WHERE environment_id = ? AND parent_id = ? AND kind <> 'ek'`,
+    ),
+    anyKeyUnder: db.prepare<[string, string], Pick<KeyRow, 'id'>>(`SELECT id FROM keys WHERE environment_id = ? AND parent_id = ? AND kind <> 'ek' LIMIT 1`),
+    // The compare-and-set of one key of a repack batch.
+    repackKey: db.prepare<RepackKeyParams>(
+      `UPDATE keys SET parent_id = @to_ek_id, wrapped = @wrapped
+       WHERE id = @id AND environment_id = @environment_id AND parent_id = @from_ek_id AND kind <> 'ek' AND wrapped = @expected`,
+    ),
+
+    insertRepack: db.prepare<Params<RepackRow>, RepackRow>(insert('repacks', ` RETURNING ${R}`)),
+    getRepackById: db.prepare<[string], RepackRow>(`SELECT ${R} FROM repacks WHERE id = ?`),
+    unfinishedRepack: db.prepare<[string], Pick<RepackRow, 'id'>>(`SELECT id FROM repacks WHERE environment_id = ? AND state <> 'done'`),
+    // The unfinished one (at most one) first, then the finished ones newest first.
+    getRepack: db.prepare<[string], RepackRow>(
+      `SELECT ${R} FROM repacks WHERE environment_id = ? ORDER BY state = 'done', finished_at DESC, started_at DESC, id DESC LIMIT 1`,
+    ),
+    listUnfinishedRepacks: db.prepare<[number], RepackRow>(`SELECT ${R} FROM repacks WHERE state <> 'done' ORDER BY started_at, id LIMIT ?`),
+    addRepackProgress: db.prepare<[number, string, number, string], RepackRow>(
+      `UPDATE repacks SET done = done + ?, state = 'running', paused_reason = NULL, runner = ?, updated_at = ? WHERE id = ? AND state <> 'done'
+       RETURNING ${R}`,
+    ),
+    setRepackPaused: db.prepare<[string | null, string | null, string, number, string], RepackRow>(
+      `UPDATE repacks SET state = CASE WHEN ? IS NULL THEN 'running' ELSE 'paused' END, paused_reason = ?, runner = ?, updated_at = ?
+       WHERE id = ? AND state <> 'done' RETURNING ${R}`,
+    ),
+    finishRepack: db.prepare<[number, number, string], RepackRow>(
+      `UPDATE repacks SET state = 'done', finished_at = ?, updated_at = ?, paused_reason = NULL WHERE id = ? RETURNING ${R}`,
     ),
 
     insertObject: db.prepare<Params<ObjectRow>>(insert('objects')),

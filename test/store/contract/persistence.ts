@@ -65,7 +65,7 @@ export function persistenceContract(ctx: ContractContext): void {
       const { object, version } = newObject(first.environment.id, 'kept');
       const store = await l.open();
       try {
-        expect(await l.appliedMigrations()).toEqual([1, 2, 3, 4]);
+        expect(await l.appliedMigrations()).toEqual([1, 2, 3, 4, 5]);
         await store.createWorkspace(workspace, first);
         await store.createObject(object, version);
         // The tables of migration 2 are there and work.
@@ -84,6 +84,9 @@ export function persistenceContract(ctx: ContractContext): void {
         const change = { environmentId: first.environment.id, keyId: job.id, from: ['active'] as const, to: 'scheduled-destruction' as const, destroyAt: at };
         expect((await store.setKeyState(change))?.destroyAt).toEqual(at);
         expect((await store.listDueDestructions(at, 10)).map((k) => k.id)).toEqual([job.id]);
+        // And the table and index of migration 5.
+        expect(await store.getRepack(first.environment.id)).toBeUndefined();
+        expect((await store.listKeysUnder(first.environment.id, job.parentId, 10)).map((k) => k.id)).toEqual([job.id]);
       } finally {
         await store.close();
       }
