@@ -109,12 +109,23 @@ export class KeystrataClient {
    * `PUT …/environments/{env}/cmk` — test-and-save: the server wraps and unwraps with the new CMK
    * first; on any failure nothing changes and the error names the cause (`cmk_credentials_rejected`,
    * `cmk_key_disabled`, `cmk_unreachable` …). Then the environment key is re-wrapped under it.
+   *
+   * With `rotateEnvironmentKey: true` the environment key is replaced instead: a new one under the
+   * new CMK, and every key under the old one re-wrapped in the background. Its progress is
+   * `repack` of this answer and of {@link getCmk}; both CMKs must stay usable until it is `done`,
+   * and the CMK cannot be changed again before (`repack_in_progress`, 409).
+   *
+   * @example
+   * ```ts
+   * await client.putCmk(ws, 'production', { provider: 'platform', rotateEnvironmentKey: true });
+   * const { repack } = await client.getCmk(ws, 'production'); // { state: 'running', done: 120, total: 400, … }
+   * ```
    */
   async putCmk(ws: string, env: string, request: PutCmkRequest): Promise<CmkInfo> {
     return this.#http.request({
       method: 'PUT',
       path: route`/v1/workspaces/${ws}/environments/${env}/cmk`,
-      body: request.config === undefined ? { provider: request.provider } : { provider: request.provider, config: request.config },
+      body: { provider: request.provider, config: request.config, rotateEnvironmentKey: request.rotateEnvironmentKey },
     });
   }
 

@@ -92,6 +92,47 @@ export interface CmkInfo extends CmkSummary {
     readonly deletionAt: string | null;
     readonly detail: string | null;
   } | null;
+  /**
+   * The environment's unfinished environment key rotation, else its last one; null if its
+   * environment key has never been rotated (`rotateEnvironmentKey` of {@link PutCmkRequest}).
+   */
+  readonly repack: RepackInfo | null;
+}
+
+/**
+ * State of an environment key rotation's repack. `running`: keys are being moved; `paused`: a key
+ * store it needs cannot be used (see `pausedReason`), it resumes by itself; `done`: every key is
+ * under the new environment key and the old one has been destroyed.
+ */
+export type RepackState = 'running' | 'paused' | 'done';
+
+/**
+ * Progress of an environment key rotation: every key under the old environment key is re-wrapped
+ * under the new one in the background. Both CMKs (`fromCmkId`, `toCmkId`) must stay usable until
+ * `state` is `done`; until then the CMK cannot be changed again (`repack_in_progress`, 409).
+ */
+export interface RepackInfo {
+  readonly id: string;
+  readonly state: RepackState;
+  /** Keys moved under the new environment key so far. */
+  readonly done: number;
+  /** Keys under the old environment key when the repack began (never less than `done`). */
+  readonly total: number;
+  /** Keys per second since it started; null before the first batch. */
+  readonly ratePerSecond: number | null;
+  /** Seconds left at that rate: 0 when done, null when paused or not yet known. */
+  readonly etaSeconds: number | null;
+  readonly startedAt: string;
+  /** Last progress or change of state. */
+  readonly updatedAt: string;
+  readonly finishedAt: string | null;
+  /** Why a paused repack waits (operator-facing text, never a secret). */
+  readonly pausedReason: string | null;
+  readonly fromCmkId: string;
+  readonly toCmkId: string;
+  /** The environment key being retired (destroyed when the repack is done). */
+  readonly fromEkId: string;
+  readonly toEkId: string;
 }
 
 /** Body of {@link KeystrataClient.putCmk}. */
@@ -99,6 +140,12 @@ export interface PutCmkRequest {
   readonly provider: string;
   /** The provider's config (docs/byok.md); omit for `platform`. */
   readonly config?: Readonly<Record<string, unknown>>;
+  /**
+   * Also replace the environment key: a new one under the new CMK, and every key under the old one
+   * re-wrapped in the background (progress in {@link CmkInfo.repack}). Default false: only the
+   * environment key is re-wrapped under the new CMK.
+   */
+  readonly rotateEnvironmentKey?: boolean;
 }
 
 /** An hourly key of an environment, as shown by {@link KeystrataClient.keyStatus}. */

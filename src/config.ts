@@ -49,6 +49,12 @@ export interface Config {
   readonly destructionWaitingDays: number;
   /** A customer-managed CMK can be replaced once per this many hours per environment (0 = no limit). */
   readonly cmkReplaceIntervalHours: number;
+  /** Keys re-wrapped per repack transaction (environment key rotation). */
+  readonly repackBatchSize: number;
+  /** How often every node looks for unfinished repacks to take over (one node works at a time). */
+  readonly repackIntervalSeconds: number;
+  /** Pause between repack batches, to bound the database load of a large repack (0 = none). */
+  readonly repackBatchPauseMs: number;
   /** Platform-managed CMKs older than this are rotated automatically. */
   readonly platformCmkRotationDays: number;
   /** An environment's log key is retired (decrypt-only) and replaced once older than this. */
@@ -138,6 +144,9 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     pkcs11Modules: Object.freeze(pathList(env, 'KEYSTRATA_PKCS11_MODULES')),
     destructionWaitingDays: integer(env, 'KEYSTRATA_DESTRUCTION_WAITING_DAYS', 7, 1, 365),
     cmkReplaceIntervalHours: integer(env, 'KEYSTRATA_CMK_REPLACE_INTERVAL_HOURS', 24, 0, 8760),
+    repackBatchSize: integer(env, 'KEYSTRATA_REPACK_BATCH_SIZE', 2000, 1, 10_000),
+    repackIntervalSeconds: integer(env, 'KEYSTRATA_REPACK_INTERVAL_SECONDS', 5, 1, 3600),
+    repackBatchPauseMs: integer(env, 'KEYSTRATA_REPACK_BATCH_PAUSE_MS', 0, 0, 60_000),
     platformCmkRotationDays: integer(env, 'KEYSTRATA_PLATFORM_CMK_ROTATION_DAYS', 365, 1, 3650),
     logKeyRotationDays: integer(env, 'KEYSTRATA_LOG_KEY_ROTATION_DAYS', 30, 1, 3650),
   });

@@ -24,6 +24,7 @@ export const ERROR_STATUS = {
   already_exists: 409,
   version_conflict: 409,
   key_state_conflict: 409,
+  repack_in_progress: 409,
   key_destroyed: 410,
   payload_too_large: 413,
   unsupported_media_type: 415,

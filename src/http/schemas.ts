@@ -157,6 +157,26 @@ export const CmkHealthState = StringEnum([
   'unreachable',
 ] as const);
 const NullableTimestamp = Type.Union([Timestamp, Type.Null()]);
+const NullableNumber = Type.Union([Type.Number(), Type.Null()]);
+export const RepackView = Type.Object(
+  {
+    id: Id,
+    state: StringEnum(['running', 'paused', 'done'] as const),
+    done: Type.Integer({ description: 'Keys moved under the new environment key so far.' }),
+    total: Type.Integer({ description: 'Keys under the old environment key when the repack began.' }),
+    ratePerSecond: Type.Union([Type.Number(), Type.Null()], { description: 'Keys per second since it started.' }),
+    etaSeconds: NullableNumber,
+    startedAt: Timestamp,
+    updatedAt: Timestamp,
+    finishedAt: NullableTimestamp,
+    pausedReason: Type.Union([Type.String(), Type.Null()], { description: 'Why a paused repack waits; it resumes by itself.' }),
+    fromCmkId: Id,
+    toCmkId: Id,
+    fromEkId: Id,
+    toEkId: Id,
+  },
+  { description: 'Environment key rotation (PUT …/cmk with rotateEnvironmentKey): both CMKs are needed until state is done.' },
+);
 export const CmkView = Type.Object({
   ...CmkSummary.properties,
   config: Type.Object({}, { additionalProperties: true, description: 'The provider config without its secret fields (empty for platform).' }),
@@ -174,11 +194,18 @@ export const CmkView = Type.Object({
       detail: Type.Union([Type.String(), Type.Null()]),
     }),
   ]),
+  repack: Type.Union([Type.Null(), RepackView], { description: "The environment's unfinished repack, else its last one." }),
 });
 export const PutCmkBody = Type.Object(
   {
     provider: Type.String({ minLength: 1, maxLength: 64, description: 'platform, uploaded, pkcs11, kmip, aws-kms, gcp-kms, azure-keyvault, vault-transit (docs/byok.md).' }),
     config: Type.Optional(Type.Object({}, { additionalProperties: true, description: "Checked against the provider's own schema (docs/byok.md)." })),
+    rotateEnvironmentKey: Type.Optional(
+      Type.Boolean({
+        description:
+          'Also replace the environment key: a new one under the new CMK, and every key under the old one re-wrapped in the background (progress in `repack`). Default false: only the environment key is re-wrapped.',
+      }),
+    ),
   },
   { additionalProperties: false },
 );

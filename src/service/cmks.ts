@@ -8,10 +8,11 @@ import { publicConfig, sealSecrets } from '../providers/config-secrets.js';
 import { PLATFORM_PROVIDER, type PlatformConfig } from '../providers/platform/platform-provider.js';
 import { isCmkProviderError, type CmkFailureReason, type CmkProvider } from '../providers/provider.js';
 import type { ProviderRegistry } from '../providers/registry.js';
-import type { CmkHealthRecord, CmkRecord, Store } from '../store/store.js';
+import { StoreConflictError, type CmkHealthRecord, type CmkRecord, type KeyRecord, type RepackRecord, type Store } from '../store/store.js';
 import type { ChangeAudit } from './audit/audit-event.js';
 import type { Clock } from './clock.js';
 import type { KeyHierarchy } from './key-hierarchy.js';
+import { repackView, type RepackView } from './repack.js';
 import { reasonText } from './provider-failures.js';
 import type { EnvironmentContext } from './workspaces.js';
 
@@ -28,11 +29,18 @@ export interface CmkView {
   /** The CMK version that wraps the environment key now. */
   readonly keyVersion: string | null;
   readonly health: Omit<CmkHealthRecord, 'cmkId'> | null;
+  /** The environment's unfinished repack, else its last one, else null. */
+  readonly repack: RepackView | null;
 }
 
 export interface CmkChange {
   readonly provider: string;
   readonly config?: Readonly<Record<string, unknown>> | undefined;
+  /**
+   * Also replace the environment key: a new EK under the new CMK, and every key under the old EK
+   * re-wrapped under it by a background repack (src/service/repack.ts).
+   */
+  readonly rotateEnvironmentKey?: boolean | undefined;
 }
 
 /** Test-and-save failures: what the customer must fix (422) or retry (503). */
@@ -51,18 +59,20 @@ const TEST_FAILURE_CODE: Record<CmkFailureReason, ErrorCode> = {
 };
 
 export interface CmkServiceDeps {
-  readonly store: Pick<Store, 'getActiveCmk' | 'getActiveEk' | 'getCmkHealth' | 'replaceCmk'>;
+  readonly store: Pick<Store, 'getActiveCmk' | 'getActiveEk' | 'getCmkHealth' | 'replaceCmk' | 'rotateEnvironmentKey' | 'getRepack'>;
   readonly listActiveCmks: Store['listActiveCmks'];
   readonly appendAudit: Store['appendAudit'];
   /** How long a customer-managed CMK must stay before it can be replaced (0 = no limit). */
   readonly replaceIntervalHours: number;
   readonly providers: Pick<ProviderRegistry, 'factory' | 'names' | 'openConfig' | 'evict'>;
-  readonly hierarchy: Pick<KeyHierarchy, 'withKeyById'>;
+  readonly hierarchy: Pick<KeyHierarchy, 'withKeyById' | 'forgetEnvironmentKey'>;
   readonly platform: { provision(identity: { cmkId: string; environmentId: string }): PlatformConfig };
   readonly secretsKey: Buffer;
   readonly clock: Clock;
   /** Probe a CMK right after it was saved, so `GET …/cmk` shows its health at once. */
   readonly probe?: (cmk: CmkRecord) => Promise<unknown>;
+  /** Start the repack of a rotation now on this node (not awaited; the scheduler would find it anyway). */
+  readonly startRepack?: () => void;
 }
 
 export type CmkService = ReturnType<typeof createCmkService>;
@@ -82,7 +92,7 @@ export function createCmkService(deps: CmkServiceDeps) {
 
   async function view(cmk: CmkRecord): Promise<CmkView> {
     const secretFields = providers.factory(cmk.provider)?.secretFields ?? [];
-    const [health, ek] = await Promise.all([store.getCmkHealth(cmk.id), store.getActiveEk(cmk.environmentId)]);
+    const [health, ek, repack] = await Promise.all([store.getCmkHealth(cmk.id), store.getActiveEk(cmk.environmentId), store.getRepack(cmk.environmentId)]);
     const shown = cmk.provider === PLATFORM_PROVIDER ? {} : publicConfig(cmk.config, secretFields);
     const { cmkId: _id, ...healthView } = health ?? { cmkId: '' };
     return {
@@ -94,6 +104,7 @@ export function createCmkService(deps: CmkServiceDeps) {
       secretFields: secretFields.filter((field) => cmk.config[field] !== undefined),
       keyVersion: ek?.wrappingKeyVersion ?? null,
       health: health ? (healthView as Omit<CmkHealthRecord, 'cmkId'>) : null,
+      repack: repack ? repackView(repack) : null,
     };
   }
 
@@ -256,6 +267,7 @@ export function createCmkService(deps: CmkServiceDeps) {
       const current = await activeCmk(environmentId);
       const ek = await store.getActiveEk(environmentId);
       if (!ek) throw new KeystrataError('integrity_check_failed', 'The environment has no active environment key.');
+      await refuseDuringRepack(environmentId);
 
       const provider = openForTest(change.provider, clearConfig, identity);
       let material: Buffer | undefined;
@@ -263,10 +275,11 @@ export function createCmkService(deps: CmkServiceDeps) {
         await testRoundTrip(provider, cmkId);
         // The EK itself, unwrapped through the current CMK (or the cache), re-wrapped by the new one.
         material = await hierarchy.withKeyById(environmentId, ek.id, (key) => Buffer.from(key.material));
+        const cmk: CmkRecord = { id: cmkId, environmentId, provider: change.provider, config: storedConfig, state: 'active', createdAt: new Date(clock.now()) };
+        if (change.rotateEnvironmentKey === true) return await rotateEnvironmentKey(env, current, ek, provider, cmk, audit);
         const wrapped = await provider.wrap(material, ekWrapAad({ environmentId, ekId: ek.id, cmkId })).catch((error: unknown) => {
           throw testFailure(error, change.provider);
         });
-        const cmk: CmkRecord = { id: cmkId, environmentId, provider: change.provider, config: storedConfig, state: 'active', createdAt: new Date(clock.now()) };
         const entry = await audit({
           environment: env,
           target: { environment: env.environment.name, cmkId, provider: change.provider, previousCmkId: current.id, previousProvider: current.provider, keyVersion: wrapped.keyVersion },
@@ -285,5 +298,80 @@ export function createCmkService(deps: CmkServiceDeps) {
         zeroize(material);
         await provider.close();
       }
+  }
+
+  /** One CMK change at a time: while a repack runs, both its CMKs are needed exactly as they are. */
+  async function refuseDuringRepack(environmentId: string): Promise<void> {
+    const repack = await store.getRepack(environmentId);
+    if (repack && repack.state !== 'done') throw repackInProgress(repack);
+  }
+
+  function repackInProgress(repack: RepackRecord): KeystrataError {
+    return new KeystrataError(
+      'repack_in_progress',
+      `The environment key is being rotated (repack ${repack.id}, ${repack.state}, ${repack.done} of ${repack.total} keys); the CMK can be changed again when it is done.`,
+      { details: { repackId: repack.id, state: repack.state, done: repack.done, total: repack.total } },
+    );
+  }
+
+  /**
+   * The rotation flavour of test-and-save: a new EK wrapped by the new CMK becomes active with the
+   * new CMK in one transaction that also starts the repack; the old EK and CMK stay decrypt-only
+   * (and required) until every key under the old EK has moved. The old EK was unwrapped just
+   * before (by the caller), so the repack is known to be able to start.
+   */
+  async function rotateEnvironmentKey(env: EnvironmentContext, current: CmkRecord, ek: KeyRecord, provider: CmkProvider, cmk: CmkRecord, audit: ChangeAudit): Promise<CmkView> {
+    const environmentId = env.environment.id;
+    const ekId = newId();
+    const fresh = randomKey();
+    try {
+      const wrapped = await provider.wrap(fresh, ekWrapAad({ environmentId, ekId, cmkId: cmk.id })).catch((error: unknown) => {
+        throw testFailure(error, cmk.provider);
+      });
+      const repackId = newId();
+      const entry = await audit({
+        environment: env,
+        target: {
+          environment: env.environment.name,
+          cmkId: cmk.id,
+          provider: cmk.provider,
+          previousCmkId: current.id,
+          previousProvider: current.provider,
+          keyVersion: wrapped.keyVersion,
+          rotateEnvironmentKey: 'true',
+          ekId,
+          previousEkId: ek.id,
+          repackId,
+        },
+      });
+      const newEk: KeyRecord = {
+        id: ekId,
+        environmentId,
+        kind: 'ek',
+        scopeId: null,
+        hourStart: null,
+        parentId: cmk.id,
+        wrapped: wrapped.ciphertext,
+        wrappingKeyVersion: wrapped.keyVersion,
+        state: 'active',
+        createdAt: cmk.createdAt,
+      };
+      const started = await store
+        .rotateEnvironmentKey({ environmentId, fromCmkId: current.id, fromEkId: ek.id, cmk, ek: newEk, repackId, startedAt: cmk.createdAt }, entry)
+        .catch(async (error: unknown) => {
+          if (error instanceof StoreConflictError) {
+            const running = await store.getRepack(environmentId);
+            if (running && running.state !== 'done') throw repackInProgress(running);
+          }
+          throw error;
+        });
+      if (!started) throw new KeystrataError('version_conflict', 'The environment CMK was changed by another request meanwhile; read it and retry.');
+      hierarchy.forgetEnvironmentKey(environmentId);
+      deps.startRepack?.();
+      await deps.probe?.(cmk).catch(() => undefined);
+      return view(cmk);
+    } finally {
+      zeroize(fresh);
+    }
   }
 }

@@ -2,7 +2,7 @@ import { newId, randomKey, zeroize } from '../core/bytes.js';
 import { ekWrapAad, unwrapKey, wrapKey } from '../core/wrapped-key.js';
 import { KeystrataError } from '../errors.js';
 import type { ProviderRegistry } from '../providers/registry.js';
-import type { AuditAppend, KeyKind, KeyRecord, KeyState, Store } from '../store/store.js';
+import { StaleParentError, type AuditAppend, type KeyKind, type KeyRecord, type KeyState, type Store } from '../store/store.js';
 import type { Clock } from './clock.js';
 import { MISS, type KeyCache, type KeyEntry, type LoadedKey } from './key-cache.js';
 import { LruMap } from './lru-map.js';
@@ -19,7 +19,7 @@ export interface KeyMeta {
   readonly hourStart: number | null;
 }
 
-export type HierarchyStore = Pick<Store, 'getKey' | 'getActiveEk' | 'getCmk' | 'getHourlyKey' | 'findScopedKey' | 'insertKeyIfAbsent' | 'setKeyState'>;
+export type HierarchyStore = Pick<Store, 'getKey' | 'getActiveEk' | 'getCmk' | 'latestHourlyKey' | 'findScopedKey' | 'insertKeyIfAbsent' | 'setKeyState'>;
 
 export interface KeyHierarchyDeps {
   readonly store: HierarchyStore;
@@ -93,16 +93,43 @@ export function createKeyHierarchy(deps: KeyHierarchyDeps) {
     return { keyId: record.id, environmentId: record.environmentId, kind: record.kind, scopeId: record.scopeId, hourStart: record.hourStart };
   }
 
+  /**
+   * The newest hour whose key this node has used, per environment: after the clock steps back, the
+   * node goes on with that key instead of returning to an earlier hour's (DESIGN §5, decisions 34).
+   */
+  const newestHour = new LruMap<string, number>(deps.scopeIndexSize);
+  function hourInUse(environmentId: string): number {
+    const now = currentHourStart();
+    const newest = newestHour.peek(environmentId);
+    return newest !== undefined && newest > now ? newest : now;
+  }
+  function sawHour(environmentId: string, hourStart: number): void {
+    const newest = newestHour.peek(environmentId);
+    if (newest === undefined || hourStart > newest) newestHour.set(environmentId, hourStart);
+  }
+
   /** Start of the current key period (UTC-aligned), in epoch seconds. */
   function currentHourStart(): number {
     return (Math.floor(clock.now() / periodMs) * periodMs) / 1000;
   }
 
-  async function loadKey(environmentId: string, keyId: string): Promise<LoadedKey<KeyMeta>> {
+  async function loadKey(environmentId: string, keyId: string, reread = false): Promise<LoadedKey<KeyMeta>> {
     const record = await store.getKey(environmentId, keyId);
     if (!record) throw new KeystrataError('key_not_found', 'No such key in this environment.');
     assertUsable(record.state, `${record.kind} key`);
     if (record.kind === 'ek') return loadEnvironmentKey(record);
+    return loadUnder(record).catch(async (error: unknown) => {
+      // A repack may have moved this key to the new EK and destroyed the old one between the two
+      // reads: the row read again names its new parent.
+      if (reread || !(error instanceof KeystrataError) || (error.code !== 'key_destroyed' && error.code !== 'key_not_found')) throw error;
+      const again = await store.getKey(environmentId, keyId);
+      if (again === undefined || again.parentId === record.parentId) throw error;
+      return loadKey(environmentId, keyId, true);
+    });
+  }
+
+  function loadUnder(record: KeyRecord): Promise<LoadedKey<KeyMeta>> {
+    const environmentId = record.environmentId;
     return cache.withKey(
       record.parentId,
       () => loadKey(environmentId, record.parentId),
@@ -166,6 +193,11 @@ export function createKeyHierarchy(deps: KeyHierarchyDeps) {
     return cache.withKey(keyId, () => loadKey(environmentId, keyId), guarded, flightOf(environmentId, keyId));
   }
 
+  /** Forget which EK is the environment's active one (it was rotated: read it again). */
+  function forgetEnvironmentKey(environmentId: string): void {
+    scopeIndex.delete(`${environmentId}\0ek`);
+  }
+
   async function environmentKeyId(environmentId: string): Promise<string> {
     const indexKey = `${environmentId}\0ek`;
     const known = scopeIndex.get(indexKey);
@@ -219,26 +251,52 @@ export function createKeyHierarchy(deps: KeyHierarchyDeps) {
 
   /** The id of the key for `request`, creating it (and its parents) on first use. */
   function scopedKeyId(environmentId: string, request: ScopedKeyRequest): Promise<string> {
-    const hourStart = request.kind === 'hourly' ? currentHourStart() : null;
+    const hourStart = request.kind === 'hourly' ? hourInUse(environmentId) : null;
     const scopeId = 'scopeId' in request ? request.scopeId : null;
     const indexKey = indexKeyOf(environmentId, request, hourStart);
     const known = scopeIndex.get(indexKey);
     if (known) return Promise.resolve(known);
     return resolving.run(indexKey, async () => {
-      const existing =
-        hourStart !== null ? await store.getHourlyKey(environmentId, hourStart) : await store.findScopedKey(environmentId, request.kind, scopeId);
+      const existing = hourStart !== null ? await hourlyKeyFor(environmentId, hourStart) : await store.findScopedKey(environmentId, request.kind, scopeId);
       let id = existing?.id;
       let born = existing?.createdAt.getTime();
       if (id === undefined) {
-        // Job keys hang under the hourly key of the hour the job first ran; the rest under the EK.
-        const parentId = request.kind === 'job' ? await scopedKeyId(environmentId, { kind: 'hourly' }) : await environmentKeyId(environmentId);
-        id = await createKey(environmentId, { kind: request.kind, scopeId, hourStart }, parentId);
+        id = await createScopedKey(environmentId, { kind: request.kind, scopeId, hourStart });
         born = clock.now();
       }
+      if (hourStart !== null) sawHour(environmentId, existing?.hourStart ?? hourStart);
       if (request.kind === 'log' && born !== undefined && !logKeyBorn.peek(id)) logKeyBorn.set(id, born);
       scopeIndex.set(indexKey, id);
       return id;
     });
+  }
+
+  /**
+   * The hourly key to use in the hour starting at `hourStart`: never one older than the newest
+   * hourly key already stored. A clock that jumped back (or a node whose clock lags another's)
+   * keeps using the newest key instead of creating, or going back to, an earlier hour's key, so
+   * hourly keys in use never overlap and their hours only move forward.
+   */
+  async function hourlyKeyFor(environmentId: string, hourStart: number): Promise<KeyRecord | undefined> {
+    const latest = await store.latestHourlyKey(environmentId);
+    return latest !== undefined && latest.hourStart !== null && latest.hourStart >= hourStart ? latest : undefined;
+  }
+
+  /**
+   * Create a scoped key under its parent. Job keys hang under the hourly key of the hour the job
+   * first ran; the rest under the EK. If the EK was rotated meanwhile (the store refuses children
+   * of a retired EK: its repack has counted them), read the active EK again and create it there.
+   */
+  async function createScopedKey(environmentId: string, template: { kind: KeyKind; scopeId: string | null; hourStart: number | null }): Promise<string> {
+    for (let attempt = 1; ; attempt++) {
+      const parentId = template.kind === 'job' ? await scopedKeyId(environmentId, { kind: 'hourly' }) : await environmentKeyId(environmentId);
+      try {
+        return await createKey(environmentId, template, parentId);
+      } catch (error) {
+        if (!(error instanceof StaleParentError) || attempt >= 3) throw error;
+        forgetEnvironmentKey(environmentId);
+      }
+    }
   }
 
   /**
@@ -258,7 +316,7 @@ export function createKeyHierarchy(deps: KeyHierarchyDeps) {
 
   /** Run `use` with the key for a scope (created on first use). */
   function withScopedKey<T>(environmentId: string, request: ScopedKeyRequest, use: (key: KeyEntry<KeyMeta>) => T): Promise<T> {
-    const indexKey = indexKeyOf(environmentId, request, request.kind === 'hourly' ? currentHourStart() : null);
+    const indexKey = indexKeyOf(environmentId, request, request.kind === 'hourly' ? hourInUse(environmentId) : null);
     const known = scopeIndex.get(indexKey);
     if (known !== undefined && request.kind === 'log' && deps.logKeyRotationMs !== undefined) {
       const born = logKeyBorn.peek(known);
@@ -272,5 +330,5 @@ export function createKeyHierarchy(deps: KeyHierarchyDeps) {
     return scopedKeyId(environmentId, request).then((keyId) => withKeyById(environmentId, keyId, use));
   }
 
-  return { currentHourStart, withKeyById, withScopedKey, scopedKeyId, environmentKeyId };
+  return { currentHourStart, withKeyById, withScopedKey, scopedKeyId, environmentKeyId, forgetEnvironmentKey };
 }

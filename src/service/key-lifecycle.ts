@@ -33,7 +33,7 @@ export interface KeyView {
 }
 
 export interface KeyLifecycleDeps {
-  readonly store: Pick<Store, 'getKey' | 'getActiveEk' | 'findScopedKey' | 'setKeyState' | 'listDueDestructions' | 'watchKeyStates' | 'getEnvironment'>;
+  readonly store: Pick<Store, 'getKey' | 'getActiveEk' | 'findScopedKey' | 'setKeyState' | 'listDueDestructions' | 'watchKeyStates' | 'getEnvironment' | 'getRepack'>;
   readonly cache: Pick<KeyCache<KeyMeta>, 'evictWhere'>;
   readonly audit: Pick<AuditLog, 'forChange'>;
   readonly clock: Clock;
@@ -170,7 +170,19 @@ export function createKeyLifecycle(deps: KeyLifecycleDeps) {
           details: { state: null },
         });
       }
-      return scheduleDestruction(env, ek, days, audit, { shred: 'environment' });
+      const view = await scheduleDestruction(env, ek, days, audit, { shred: 'environment' });
+      // Mid-repack, keys still under the old EK would escape the shred: it goes with the new one.
+      const repack = await store.getRepack(env.environment.id);
+      if (repack && repack.state !== 'done') {
+        const old = await store.getKey(env.environment.id, repack.fromEkId);
+        if (old && old.state !== 'destroyed' && old.state !== 'scheduled-destruction') {
+          await scheduleDestruction(env, old, days, audit, { shred: 'environment' }).catch((error: unknown) => {
+            // The repack finished meanwhile and destroyed it: nothing is left under it.
+            if (!(error instanceof KeystrataError && error.code === 'key_state_conflict')) throw error;
+          });
+        }
+      }
+      return view;
     },
 
     /**

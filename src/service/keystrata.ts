@@ -23,6 +23,7 @@ import { createCmkHealthMonitor, type CmkHealthMonitor } from './cmk-health.js';
 import { createCmkService, type CmkService } from './cmks.js';
 import { createKeyLifecycle, type KeyLifecycle } from './key-lifecycle.js';
 import { createMetrics, type Metrics } from './metrics.js';
+import { createRepacker, type Repacker } from './repack.js';
 import { prepareRootKey } from './root-key.js';
 import { createScopedCrypto } from './scoped-crypto.js';
 import { createVaultObjects } from './vault-objects.js';
@@ -48,6 +49,10 @@ export interface Keystrata {
   /** Customer-managed CMKs: view, test-and-save. */
   readonly cmks: CmkService;
   readonly cmkHealth: CmkHealthMonitor;
+  /** Environment key rotations in progress (repack). */
+  readonly repacks: Repacker;
+  /** Work on unfinished repacks now, if no other node is (what the scheduler does every few seconds). */
+  runRepacks(): Promise<number | undefined>;
   readonly providers: ProviderRegistry;
   readonly authenticator: Authenticator;
   readonly audit: AuditLog;
@@ -71,6 +76,8 @@ export interface OpenOptions {
   readonly defaultMetrics?: boolean;
   /** Run the periodic CMK health probe (default true; tests drive ks.cmkHealth.runOnce() themselves). */
   readonly probeCmks?: boolean;
+  /** Look for unfinished repacks every KEYSTRATA_REPACK_INTERVAL_SECONDS and start one at once after a rotation (default true). */
+  readonly scheduleRepacks?: boolean;
 }
 
 export function sqlitePath(config: Pick<Config, 'dataDir'>): string {
@@ -167,6 +174,19 @@ export async function openKeystrata(config: Config, options: OpenOptions = {}): 
     // (runExclusive: a PostgreSQL advisory lock); each destruction is also a compare-and-set.
     const destroyer = setInterval(() => void store.runExclusive('key-destruction', () => lifecycle.destroyDue()).catch(() => undefined), 60_000);
     destroyer.unref();
+    const repacks = createRepacker({
+      store,
+      hierarchy,
+      audit,
+      clock,
+      batchSize: config.repackBatchSize,
+      batchPauseMs: config.repackBatchPauseMs,
+    });
+    // One node at a time works on repacks (advisory lock); each batch is a compare-and-set anyway.
+    const runRepacks = () => store.runExclusive('repack', () => repacks.runOnce());
+    const scheduleRepacks = options.scheduleRepacks ?? true;
+    const repackTicker = scheduleRepacks ? setInterval(() => void runRepacks().catch(() => undefined), config.repackIntervalSeconds * 1000) : undefined;
+    repackTicker?.unref();
     const cmks = createCmkService({
       store,
       listActiveCmks: (options) => store.listActiveCmks(options),
@@ -178,6 +198,7 @@ export async function openKeystrata(config: Config, options: OpenOptions = {}): 
       secretsKey: root.cmkSecretsKey,
       clock,
       probe: (cmk) => cmkHealth.probe(cmk),
+      ...(scheduleRepacks ? { startRepack: () => void runRepacks().catch(() => undefined) } : {}),
     });
     const workspaces = createWorkspaceService({ store, platform, clock });
     /** The environment and a ChangeAudit for work keystrata does on its own (actor `system`). */
@@ -219,6 +240,8 @@ export async function openKeystrata(config: Config, options: OpenOptions = {}): 
       cmks,
       lifecycle,
       cmkHealth,
+      repacks,
+      runRepacks,
       providers,
       authenticator,
       audit,
@@ -242,6 +265,8 @@ export async function openKeystrata(config: Config, options: OpenOptions = {}): 
         clearInterval(sweeper);
         clearInterval(destroyer);
         clearInterval(rotator);
+        clearInterval(repackTicker);
+        await repacks.stop();
         lifecycle.close();
         await cmkHealth.stop();
         // Pending audit entries and usage counts go to the store before it closes.

@@ -13,6 +13,7 @@ import {
   type CmkInfo,
   type CmkSummary,
   type PutCmkRequest,
+  type RepackInfo,
   type CreateClientRequest,
   type CreateClientResponse,
   type CreateObjectRequest,
@@ -93,6 +94,8 @@ describe('SDK types match the server schemas', () => {
     sameShape<SameShape<ObjectVersionList, ServerVersionList>>();
     sameShape<SameShape<Omit<CmkInfo, 'health' | 'config'>, Omit<S<'CmkView'>, 'health' | 'config'>>>();
     sameShape<SameShape<NonNullable<CmkInfo['health']>, NonNullable<S<'CmkView'>['health']>>>();
+    sameShape<SameShape<RepackInfo, S<'RepackView'>>>();
+    sameShape<SameShape<NonNullable<CmkInfo['repack']>, NonNullable<S<'CmkView'>['repack']>>>();
     sameShape<SameShape<CmkSummary, S<'CmkSummary'>>>();
     sameShape<SameShape<PutCmkRequest, Omit<S<'PutCmkBody'>, 'config'> & { config?: Record<string, unknown> }>>();
     sameShape<SameShape<EncryptResult, S<'EncryptResponse'>>>();
@@ -189,10 +192,41 @@ describe('SDK against the real server', () => {
 
     const cmk = await client.getCmk(ws.id, 'production');
     expect(sorted(cmk)).toEqual(
-      membersOf<CmkInfo>({ id: true, provider: true, state: true, createdAt: true, config: true, secretFields: true, keyVersion: true, health: true }),
+      membersOf<CmkInfo>({ id: true, provider: true, state: true, createdAt: true, config: true, secretFields: true, keyVersion: true, health: true, repack: true }),
     );
     expect({ id: cmk.id, provider: cmk.provider, state: cmk.state, createdAt: cmk.createdAt }).toEqual(status.cmk);
-    expect(cmk).toMatchObject({ config: {}, secretFields: [], keyVersion: status.ek.wrappingKeyVersion, health: null });
+    expect(cmk).toMatchObject({ config: {}, secretFields: [], keyVersion: status.ek.wrappingKeyVersion, health: null, repack: null });
+  });
+
+  it('rotates the environment key: the repack has every member the SDK declares, and no other', async () => {
+    const ws = await client.createWorkspace({ name: 'rotation' });
+    await client.encrypt(ws.id, 'production', { scope: { type: 'connection', id: 'conn_1' }, plaintext: 'x' });
+    const before = await client.getCmk(ws.id, 'production');
+    const rotated = await client.putCmk(ws.id, 'production', { provider: 'platform', rotateEnvironmentKey: true });
+    const repack = rotated.repack;
+    expect(repack).not.toBeNull();
+    expect(sorted(repack!)).toEqual(
+      membersOf<RepackInfo>({
+        id: true,
+        state: true,
+        done: true,
+        total: true,
+        ratePerSecond: true,
+        etaSeconds: true,
+        startedAt: true,
+        updatedAt: true,
+        finishedAt: true,
+        pausedReason: true,
+        fromCmkId: true,
+        toCmkId: true,
+        fromEkId: true,
+        toEkId: true,
+      }),
+    );
+    expect(repack).toMatchObject({ fromCmkId: before.id, toCmkId: rotated.id });
+    expect(Number.isNaN(Date.parse(repack!.startedAt))).toBe(false);
+    // The same repack is read back through GET …/cmk.
+    expect((await client.getCmk(ws.id, 'production')).repack?.id).toBe(repack!.id);
   });
 
   it('updates an object (value only; metadata stays as created) and reports conflicts with details', async () => {

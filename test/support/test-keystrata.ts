@@ -102,6 +102,8 @@ export interface TestKeystrataOptions {
   readonly clock?: Clock;
   /** Extra environment variables for loadConfig. */
   readonly env?: Readonly<Record<string, string>>;
+  /** 'manual': repacks run only when the test calls ks.runRepacks() (default: scheduled, as in production). */
+  readonly repacks?: 'scheduled' | 'manual';
 }
 
 export async function openTestKeystrata(options: TestKeystrataOptions = {}): Promise<TestKeystrata> {
@@ -119,7 +121,7 @@ export async function openTestKeystrata(options: TestKeystrataOptions = {}): Pro
     },
     handle.dataDir,
   );
-  const ks = await openKeystrata(config, { store: await handle.open(), defaultMetrics: false, probeCmks: false, ...(options.clock ? { clock: options.clock } : {}) });
+  const ks = await openKeystrata(config, { store: await handle.open(), defaultMetrics: false, probeCmks: false, scheduleRepacks: options.repacks !== 'manual', ...(options.clock ? { clock: options.clock } : {}) });
   const app = await buildApp(ks, config);
   await app.ready();
   let closed = false;
