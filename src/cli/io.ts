@@ -13,6 +13,12 @@ export interface CliIo {
    */
   readonly stdoutBytes?: (bytes: Uint8Array) => void;
   readonly env: Readonly<Record<string, string | undefined>>;
+  /**
+   * Present when standard output is a terminal: progress is then redrawn in place (`repack status
+   * --watch`), cut to the terminal's width, read at each redraw; otherwise every update is a line
+   * of its own, fit for a log or a pipe.
+   */
+  readonly terminal?: { readonly columns: () => number };
 }
 
 /**

@@ -58,6 +58,7 @@ if (isEntryPoint()) {
     stdoutBytes: (bytes) => process.stdout.write(bytes),
     stdin: readAllStdin,
     env: process.env,
+    ...(process.stdout.isTTY ? { terminal: { columns: () => process.stdout.columns || 80 } } : {}),
   });
   // exitCode, not exit(): output still queued for a pipe must be flushed first.
   process.exitCode = code;

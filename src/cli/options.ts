@@ -101,6 +101,17 @@ export function integerFrom(min: number, max?: number, hint?: string): (value: s
   };
 }
 
+/** Parses a number (decimals allowed) from `min` to `max`, e.g. a polling interval in seconds. */
+export function numberFrom(min: number, max: number, hint?: string): (value: string) => number {
+  return (value) => {
+    const n = Number(value);
+    if (!/^\d+(\.\d+)?$/.test(value) || n < min || n > max) {
+      throw new InvalidArgumentError(`expected a number from ${min} to ${max}${hint === undefined ? '' : ` (${hint})`}.`);
+    }
+    return n;
+  };
+}
+
 /** Collects a repeated option (`--env a --env b`) into a list, refusing the same value twice. */
 export function collectList(value: string, previous: readonly string[] = []): string[] {
   if (value === '') throw new InvalidArgumentError('expected a value, not an empty string.');

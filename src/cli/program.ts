@@ -7,6 +7,7 @@ import { registerEnvCommands } from './commands/env.js';
 import { registerInitCommand } from './commands/init.js';
 import { registerJwtCommand } from './commands/jwt.js';
 import { registerKeysCommands } from './commands/keys.js';
+import { registerRepackCommands } from './commands/repack.js';
 import { registerSecretCommands } from './commands/secret.js';
 import { registerServeCommand } from './commands/serve.js';
 import { registerWorkspaceCommands } from './commands/workspace.js';
@@ -39,6 +40,7 @@ Exit codes: 0 ok, 1 failed, 2 usage error, 3 a check did not pass (audit verify)
   registerWorkspaceCommands(program, io);
   registerEnvCommands(program, io);
   registerKeysCommands(program, io);
+  registerRepackCommands(program, io);
   registerEncryptCommand(program, io);
   registerDecryptCommand(program, io);
   registerSecretCommands(program, io);

@@ -7,7 +7,7 @@ const CLIENT_OPTIONS = ['--url', '--token'];
 
 // Every command, with options its --help must mention.
 const COMMANDS: [string[], string[]][] = [
-  [[], ['serve', 'init', 'workspace', 'env', 'keys', 'encrypt', 'decrypt', 'secret', 'client', 'jwt', 'audit', 'KEYSTRATA_TOKEN', '3 a check did not pass']],
+  [[], ['serve', 'init', 'workspace', 'env', 'keys', 'repack', 'encrypt', 'decrypt', 'secret', 'client', 'jwt', 'audit', 'KEYSTRATA_TOKEN', '3 a check did not pass']],
   [['serve'], ['--host', '--port', '--data-dir', 'Examples:']],
   [['init'], ['--data-dir', 'Examples:']],
   [['workspace'], ['create', 'get', 'list']],
@@ -19,6 +19,9 @@ const COMMANDS: [string[], string[]][] = [
   [['keys'], ['status', 'cmk']],
   [['keys', 'status'], [...CLIENT_OPTIONS, '--output', 'Examples:']],
   [['keys', 'cmk'], [...CLIENT_OPTIONS, '--output', 'Examples:']],
+  [['keys', 'cmk-set'], [...CLIENT_OPTIONS, '--provider', '--config-file', '--rotate-environment-key', '--output', 'Examples:']],
+  [['repack'], ['status']],
+  [['repack', 'status'], [...CLIENT_OPTIONS, '--watch', '--interval', '--output', 'repack_in_progress', 'Examples:']],
   [['encrypt'], [...CLIENT_OPTIONS, '--scope', '--text', '--file', '--output', 'Examples:']],
   [['decrypt'], [...CLIENT_OPTIONS, '--scope', '--base64', 'Examples:']],
   [['secret'], ['put', 'get', 'list', 'delete', 'versions']],
@@ -119,6 +122,10 @@ describe('usage errors exit 2', () => {
     [['audit', 'list', 'ws', '--cursor', '1234567890123456'], /--cursor/],
     [['audit', 'export'], /missing required argument 'workspace'/],
     [['audit', 'export', 'ws', '--output', 'json'], /unknown option '--output'/],
+    [['repack', 'status', 'ws'], /missing required argument 'env'/],
+    [['repack', 'status', 'ws', 'production', '--interval', '1'], /--interval applies only with --watch/],
+    [['repack', 'status', 'ws', 'production', '--watch', '--interval', '0'], /--interval.*from 0\.1 to 3600/],
+    [['repack', 'status', 'ws', 'production', '--watch', '--interval', 'soon'], /--interval.*from 0\.1 to 3600/],
   ])('keystrata %j', async (argv, message) => {
     const result = await run(argv, { env });
     expect(result.code).toBe(2);

@@ -14,6 +14,8 @@ export interface RunOptions {
   readonly stdin?: string | Buffer;
   /** false → no raw byte channel, as in a text-only embedding. */
   readonly bytes?: boolean;
+  /** Standard output is a terminal this many columns wide (progress is redrawn in place). */
+  readonly terminalColumns?: number;
 }
 
 /** Runs the CLI in-process and captures everything it wrote. */
@@ -28,6 +30,7 @@ export async function run(argv: string[], options: RunOptions = {}): Promise<Cli
     ...(stdin === undefined ? {} : { stdin: () => Promise.resolve(Buffer.from(stdin)) }),
     ...(options.bytes === false ? {} : { stdoutBytes: (b: Uint8Array) => chunks.push(Buffer.from(b)) }),
     env: options.env ?? {},
+    ...(options.terminalColumns === undefined ? {} : { terminal: { columns: () => options.terminalColumns ?? 80 } }),
   });
   return { code, stdout, stderr, bytes: Buffer.concat(chunks) };
 }

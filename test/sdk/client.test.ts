@@ -98,6 +98,16 @@ describe('KeystrataClient: requests', () => {
     expect(Object.keys(last().json as object).sort()).toEqual(['expectedVersion', 'value']);
   });
 
+  it('sends rotateEnvironmentKey with a CMK change only when it is given', async () => {
+    const cmk = { id: 'c1', provider: 'platform', state: 'active', createdAt: 't', config: {}, secretFields: [], keyVersion: null, health: null, repack: null };
+    api.reply(() => ({ status: 200, body: cmk }));
+    await client.putCmk(WS, 'production', { provider: 'platform' });
+    expect(last()).toMatchObject({ method: 'PUT', rawPath: `/v1/workspaces/${WS}/environments/production/cmk` });
+    expect(last().json).toEqual({ provider: 'platform' });
+    await client.putCmk(WS, 'production', { provider: 'uploaded', config: { keyMaterial: 'k' }, rotateEnvironmentKey: true });
+    expect(last().json).toEqual({ provider: 'uploaded', config: { keyMaterial: 'k' }, rotateEnvironmentKey: true });
+  });
+
   it('returns the key status exactly as the server sends it', async () => {
     const hourlyKey = { id: 'h1', hourStart: '2026-11-22T14:00:00.000Z', state: 'active' } as const;
     const status = {

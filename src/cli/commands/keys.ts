@@ -5,6 +5,7 @@ import { readInputFile, readStdin, utf8Text } from '../input.js';
 import type { CliIo } from '../io.js';
 import { connect, examples, withConnection, type ConnectionOptions, type FormatOptions } from '../options.js';
 import { writeFields, writeJson } from '../output.js';
+import { repackSummary } from './repack-output.js';
 
 type Options = ConnectionOptions & FormatOptions;
 
@@ -36,15 +37,20 @@ export function registerKeysCommands(program: Command, io: CliIo): void {
     )
     .requiredOption('--provider <name>', 'platform, uploaded, pkcs11, kmip, aws-kms, gcp-kms, azure-keyvault or vault-transit')
     .option('--config-file <path>', "the provider config as JSON (it holds credentials: read from a file, or standard input with '-', never from an argument)")
+    .option(
+      '--rotate-environment-key',
+      'also replace the environment key: a new one under the new CMK, every key re-wrapped in the background (follow it with keystrata repack status); both CMKs stay required until it is done',
+    )
     .addHelpText(
       'after',
       examples(
         'keystrata keys cmk-set $WS production --provider vault-transit --config-file vault-cmk.json',
         `printf '{"keyMaterial":"%s"}' "$(openssl rand -base64 32)" | keystrata keys cmk-set $WS production --provider uploaded --config-file -`,
         'keystrata keys cmk-set $WS production --provider platform',
+        'keystrata keys cmk-set $WS production --provider platform --rotate-environment-key && keystrata repack status $WS production --watch',
       ),
     )
-    .action(async (workspace: string, env: string, options: Options & { provider: string; configFile?: string }) => {
+    .action(async (workspace: string, env: string, options: Options & { provider: string; configFile?: string; rotateEnvironmentKey?: boolean }) => {
       let config: Record<string, unknown> | undefined;
       if (options.configFile !== undefined) {
         const raw = options.configFile === '-' ? await readStdin(io, 'CMK config') : await readInputFile(options.configFile);
@@ -61,7 +67,11 @@ export function registerKeysCommands(program: Command, io: CliIo): void {
       } else if (options.provider !== 'platform') {
         throw new UsageError(`--config-file is required for provider ${options.provider}`);
       }
-      const cmk = await connect(options, io).putCmk(workspace, env, config === undefined ? { provider: options.provider } : { provider: options.provider, config });
+      const cmk = await connect(options, io).putCmk(workspace, env, {
+        provider: options.provider,
+        ...(config === undefined ? {} : { config }),
+        ...(options.rotateEnvironmentKey === true ? { rotateEnvironmentKey: true } : {}),
+      });
       if (options.output === 'json') writeJson(io, cmk);
       else writeCmk(io, cmk);
     });
@@ -78,6 +88,7 @@ function writeCmk(io: CliIo, cmk: CmkInfo): void {
     ['config', JSON.stringify(cmk.config)],
     ['secret fields', cmk.secretFields.length === 0 ? '-' : `${cmk.secretFields.join(', ')} (set; never shown)`],
     ['health', health === null ? '- (platform-managed: not probed)' : `${health.state} since ${health.since} (checked ${health.checkedAt})${health.detail ? ` — ${health.detail}` : ''}`],
+    ['repack', repackSummary(cmk.repack)],
   ]);
 }
 
