@@ -37,6 +37,7 @@ for (const store of testStores()) {
         secretFields: [],
         keyVersion: status.ek.wrappingKeyVersion,
         health: null,
+        repack: null,
       });
       // The platform CMK config holds wrapped key material: never shown.
       expect(JSON.stringify(cmk)).not.toMatch(/wrapped|material/i);
