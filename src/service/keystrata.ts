@@ -181,6 +181,7 @@ export async function openKeystrata(config: Config, options: OpenOptions = {}): 
       clock,
       batchSize: config.repackBatchSize,
       batchPauseMs: config.repackBatchPauseMs,
+      metrics,
     });
     // One node at a time works on repacks (advisory lock); each batch is a compare-and-set anyway.
     const runRepacks = () => store.runExclusive('repack', () => repacks.runOnce());

@@ -110,6 +110,18 @@ export function createMetrics(options: { readonly cache: CacheStatsSource; reado
     },
   });
 
+  const repackKeys = new Counter({
+    name: 'keystrata_repack_keys_total',
+    help: 'Keys re-wrapped under a new environment key by repacks on this node.',
+    registers,
+  });
+  const repackBatches = new Counter({
+    name: 'keystrata_repack_batches_total',
+    help: 'Repack batches on this node, by outcome (applied, paused: a CMK or key could not be used).',
+    labelNames: ['outcome'] as const,
+    registers,
+  });
+
   const observeProviderCall: ProviderCallObserver = (provider, operation, outcome, seconds) => {
     providerCalls.inc({ provider, operation, outcome });
     providerDuration.observe({ provider, operation }, seconds);
@@ -126,6 +138,10 @@ export function createMetrics(options: { readonly cache: CacheStatsSource; reado
     cmkHealth(cmkId: string, provider: string, state: string, changed: boolean): void {
       cmkStates.set(cmkId, { provider, state });
       if (changed) cmkHealthChanges.inc({ provider, state });
+    },
+    repackBatch(outcome: 'applied' | 'paused', keys: number): void {
+      repackBatches.inc({ outcome });
+      if (keys > 0) repackKeys.inc(keys);
     },
     authFailure(reason: string): void {
       authFailures.inc({ reason });

@@ -8,6 +8,7 @@ import { SYSTEM_ACTOR } from './audit/audit-event.js';
 import type { AuditLog } from './audit/audit-log.js';
 import type { Clock } from './clock.js';
 import type { KeyHierarchy } from './key-hierarchy.js';
+import type { Metrics } from './metrics.js';
 
 /**
  * The repack of DESIGN §5: after `PUT …/cmk` with `rotateEnvironmentKey`, every key directly under
@@ -36,6 +37,7 @@ export interface RepackerDeps {
   readonly batchPauseMs: number;
   /** Names this node in the repack row (operators see who is working on it). */
   readonly runner?: string;
+  readonly metrics?: Pick<Metrics, 'repackBatch'>;
 }
 
 /** What `GET …/cmk` and `keystrata repack status` show. */
@@ -125,6 +127,7 @@ export function createRepacker(deps: RepackerDeps) {
   }
 
   async function pause(repack: RepackRecord, reason: string): Promise<void> {
+    deps.metrics?.repackBatch('paused', 0);
     if (repack.state === 'paused' && repack.pausedReason === reason) return;
     await store.setRepackPaused(repack.id, reason, runner, new Date(clock.now()));
   }
@@ -190,6 +193,7 @@ export function createRepacker(deps: RepackerDeps) {
           at: new Date(clock.now()),
         });
         if (!applied) return (await store.getRepack(repack.environmentId)) ?? repack;
+        deps.metrics?.repackBatch('applied', applied.done - repack.done);
         repack = applied;
       } finally {
         zeroize(oldEk);

@@ -130,6 +130,9 @@ for (const store of testStores()) {
       expect(Date.parse(done.finishedAt)).not.toBeNaN();
       expect(done.ratePerSecond).toBeGreaterThan(0);
       expect(await keysUnder(t, environmentId, oldEk.id)).toEqual([]);
+      const metrics = (await call(t, 'GET', '/metrics')).body;
+      expect(metrics).toMatch(new RegExp(`^keystrata_repack_keys_total ${expectedTotal}$`, 'm'));
+      expect(metrics).toMatch(/^keystrata_repack_batches_total\{outcome="applied"\} [1-9]/m);
       expect((await keysUnder(t, environmentId, newEkId)).length).toBe(expectedTotal + 1);
       const retired = (await t.ks.store.getKey(environmentId, oldEk.id))!;
       expect(retired.state).toBe('destroyed');
