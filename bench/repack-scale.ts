@@ -2,11 +2,12 @@
  * Repack at scale (issue 5): "repack of an environment with 8,760 hourly keys and 100,000
  * connection keys (target < 5 s with ≤ 2 CMK provider calls when only the EK is re-wrapped)".
  *
- * What keystrata does today when an environment moves to another CMK (`ks.cmks.put`, or
+ * When an environment moves to another CMK (`ks.cmks.put` without `rotateEnvironmentKey`, or
  * `ks.cmks.rotate` on a platform CMK): test-and-save's live wrap+unwrap round trip with the new
  * CMK, then ONLY the environment key (EK) is re-wrapped — one unwrap through the old CMK (cold
  * cache) and one wrap by the new one — and saved in one transaction. The 108,760 keys below the EK
- * are not touched. This measures that, at that scale, on SQLite and PostgreSQL:
+ * are not touched. This measures that, and then the full EK rotation (4.), at that scale, on
+ * SQLite and PostgreSQL:
  *
  * 1. Build (not the measured figure): a workspace whose production environment gets 8,760 hourly
  *    keys (one per hour of a year, ManualClock) and 100,000 connection keys, wrapped under the EK
@@ -22,8 +23,16 @@
  *    wrap of 32 bytes + one `store.replaceCmk` (no audit entry) on a separate environment in the same
  *    database — the unavoidable work of an EK-only re-wrap. And the per-key cost of
  *    `unwrapKey`+`wrapKey` (src/core/wrapped-key.ts), for the lower bound of a full repack.
+ * 4. The full EK rotation, on the same environment after the EK-only cycles, once per batch size
+ *    (`--batch-sizes`): `ks.cmks.put(…, { rotateEnvironmentKey: true })` then `ks.runRepacks()` to
+ *    done — every key under the old EK re-wrapped under a new one — against the raw limit measured
+ *    in the same run: the per-key crypto of 3. × keys moved, and a raw SQL peer moving the same rows
+ *    in the same batches on the same database (bench/lib/repack-full.ts, bench/lib/repack-peers.ts).
  *
- *   npm run build && node dist/bench/repack-scale.js [--stores sqlite,postgres] [--hourly 8760] [--connections 100000] [--cycles 5]
+ *    On PostgreSQL, one more at `--analyzed-batch` after `ANALYZE keys` (the test database runs
+ *    without autovacuum, so keys otherwise has no statistics, which changes the repack's plan).
+ *
+ *   npm run build && node dist/bench/repack-scale.js [--stores sqlite,postgres] [--hourly 8760] [--connections 100000] [--cycles 5] [--batch-sizes 500,2000,5000] [--analyzed-batch 2000]
  */
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -34,14 +43,15 @@ import pg from 'pg';
 import { loadConfig } from '../src/config.js';
 import { newId, randomKey } from '../src/core/bytes.js';
 import { unwrapKey, wrapKey } from '../src/core/wrapped-key.js';
-import type { CmkProvider } from '../src/providers/provider.js';
-import { ADMIN_ACTOR, type ChangeAudit } from '../src/service/audit/audit-event.js';
 import { ManualClock } from '../src/service/clock.js';
 import { openKeystrata, type Keystrata } from '../src/service/keystrata.js';
 import type { EnvironmentContext } from '../src/service/workspaces.js';
 import { openStore } from '../src/store/open-store.js';
 import type { CmkRecord, KeyRecord } from '../src/store/store.js';
 import { machineLine } from './lib/measure.js';
+import { fullRotation, printFullRotations, type FullRotationResult } from './lib/repack-full.js';
+import { postgresPeer, sqlitePeer } from './lib/repack-peers.js';
+import { adminAudit, logProviderCalls, median, metricCalls, metricDelta, ms, nowMs, verifySealed, type Sealed } from './lib/repack-support.js';
 
 const { values } = parseArgs({
   options: {
@@ -49,11 +59,17 @@ const { values } = parseArgs({
     hourly: { type: 'string', default: '8760' },
     connections: { type: 'string', default: '100000' },
     cycles: { type: 'string', default: '5' },
+    'batch-sizes': { type: 'string', default: '500,2000,5000' },
+    // PostgreSQL: one more full rotation at this batch size after ANALYZE keys ('' = none).
+    'analyzed-batch': { type: 'string', default: '2000' },
   },
 });
 const hourlyCount = Number(values.hourly);
 const connectionCount = Number(values.connections);
 const cycles = Number(values.cycles);
+// Empty: no full rotation.
+const batchSizes = values['batch-sizes'].split(',').filter((b) => b !== '').map(Number);
+const analyzedBatch = values['analyzed-batch'] === '' ? undefined : Number(values['analyzed-batch']);
 const databaseUrl = process.env.KEYSTRATA_BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const YEAR_START = Date.UTC(2026, 0, 1);
 const HOUR = 3_600_000;
@@ -62,14 +78,6 @@ const PER_CONNECTION = 100;
 const SAMPLE_HOURS = 12;
 const PER_HOUR = 5;
 const TARGET_MS = 5000;
-
-const nowMs = () => Number(process.hrtime.bigint()) / 1e6;
-
-function median(list: readonly number[]): number {
-  const sorted = [...list].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
 
 // ---- raw AES-256-GCM (the peer's crypto) ----
 function rawSeal(key: Buffer, plaintext: Buffer): Buffer {
@@ -84,7 +92,7 @@ function rawOpen(key: Buffer, sealed: Buffer): Buffer {
   return Buffer.concat([decipher.update(sealed.subarray(12, sealed.length - 16)), decipher.final()]);
 }
 
-/** Per-key cost (µs) of unwrapKey + wrapKey with the core functions: median of 5 rounds of `n`. */
+/** Per-key cost (µs) of unwrapKey + wrapKey with the core functions: median of 5 rounds of `n` (after one to warm up). */
 function perKeyRewrapMicros(n: number): number {
   const oldEk = randomKey();
   const newEk = randomKey();
@@ -107,53 +115,6 @@ function perKeyRewrapMicros(n: number): number {
   return median(rounds);
 }
 
-interface Sealed {
-  readonly ciphertext: string;
-  readonly plaintext: string;
-}
-
-/** One provider call, as seen at the registry: the provider being tested/saved, or a stored CMK's. */
-interface Call {
-  readonly who: 'new' | 'stored';
-  readonly provider: string;
-  readonly operation: 'wrap' | 'unwrap' | 'describe';
-}
-
-function logProviderCalls(ks: Keystrata): Call[] {
-  const log: Call[] = [];
-  const registry = ks.providers;
-  const logged = (provider: CmkProvider, who: Call['who']): CmkProvider => ({
-    name: provider.name,
-    wrap: (key, aad) => (log.push({ who, provider: provider.name, operation: 'wrap' }), provider.wrap(key, aad)),
-    unwrap: (c, aad, v) => (log.push({ who, provider: provider.name, operation: 'unwrap' }), provider.unwrap(c, aad, v)),
-    describe: () => (log.push({ who, provider: provider.name, operation: 'describe' }), provider.describe()),
-    close: () => provider.close(),
-  });
-  const forCmk = registry.forCmk.bind(registry);
-  const openConfig = registry.openConfig.bind(registry);
-  registry.forCmk = (cmk) => logged(forCmk(cmk), 'stored');
-  // forCmk opens stored CMKs through openConfig(…, sealed = true); only test-and-save opens clear configs.
-  registry.openConfig = (name, config, identity, sealed = false) => (sealed ? openConfig(name, config, identity, true) : logged(openConfig(name, config, identity, false), 'new'));
-  return log;
-}
-
-async function metricCalls(ks: Keystrata): Promise<Map<string, number>> {
-  const counts = new Map<string, number>();
-  for (const line of (await ks.metrics.render()).split('\n')) {
-    if (!line.startsWith('keystrata_provider_calls_total{')) continue;
-    const op = /operation="([^"]+)"/.exec(line)?.[1];
-    const provider = /provider="([^"]+)"/.exec(line)?.[1];
-    counts.set(`${provider}:${op}`, (counts.get(`${provider}:${op}`) ?? 0) + Number(line.slice(line.lastIndexOf(' ') + 1)));
-  }
-  return counts;
-}
-
-function metricDelta(before: Map<string, number>, after: Map<string, number>): number {
-  let total = 0;
-  for (const [key, value] of after) total += value - (before.get(key) ?? 0);
-  return total;
-}
-
 interface ChangeResult {
   readonly label: string;
   readonly ms: number;
@@ -174,31 +135,28 @@ interface StoreResult {
   readonly buildMs: number;
   readonly keyCounts: string;
   readonly changes: ChangeResult[];
+  readonly full: FullRotationResult[];
 }
 
 async function runStore(kind: 'sqlite' | 'postgres', dataDir: string, schema: string): Promise<StoreResult> {
-  const config = loadConfig({ KEYSTRATA_DATA_DIR: dataDir, KEYSTRATA_LOG_LEVEL: 'silent', KEYSTRATA_CMK_REPLACE_INTERVAL_HOURS: '0' }, dataDir);
-  const store = await openStore(kind === 'postgres' ? { databaseUrl, sqlitePath: '', postgresSchema: schema } : { sqlitePath: join(dataDir, 'keystrata.db') });
+  const sqlitePath = join(dataDir, 'keystrata.db');
   const clock = new ManualClock(YEAR_START);
-  const ks = await openKeystrata(config, { store, clock, defaultMetrics: false, probeCmks: false });
+  /** keystrata on this store's database (opened again for each repack batch size: the setting is read at start). */
+  const open = async (batchSize: number): Promise<Keystrata> => {
+    const config = loadConfig(
+      { KEYSTRATA_DATA_DIR: dataDir, KEYSTRATA_LOG_LEVEL: 'silent', KEYSTRATA_CMK_REPLACE_INTERVAL_HOURS: '0', KEYSTRATA_REPACK_BATCH_SIZE: String(batchSize) },
+      dataDir,
+    );
+    const store = await openStore(kind === 'postgres' ? { databaseUrl, sqlitePath: '', postgresSchema: schema } : { sqlitePath });
+    // Repacks run when the bench says (ks.runRepacks), not on a timer.
+    return openKeystrata(config, { store, clock, defaultMetrics: false, probeCmks: false, scheduleRepacks: false });
+  };
+  const ks = await open(2000);
+  let built: Omit<StoreResult, 'full'>;
+  let setup: { workspaceId: string; environmentId: string; ekId: string; sealed: readonly Sealed[] };
   try {
     const calls = logProviderCalls(ks);
-    const audit =
-      (workspaceId: string, action: string): ChangeAudit =>
-      (details) =>
-        ks.audit.forChange(
-          {
-            workspaceId,
-            environmentId: details.environment?.environment.id ?? details.environmentId ?? null,
-            actor: ADMIN_ACTOR,
-            action,
-            target: { ...details.target },
-            sourceIp: '127.0.0.1',
-            requestId: `bench-${newId()}`,
-            outcome: 'success',
-          },
-          details.environment,
-        );
+    const audit = (workspaceId: string, action: string) => adminAudit(ks, workspaceId, action);
 
     // ---- 1. build ----
     const ws = await ks.workspaces.createWorkspace('bench-repack');
@@ -323,29 +281,46 @@ async function runStore(kind: 'sqlite' | 'postgres', dataDir: string, schema: st
         const sequence = calls.map((c) => `${c.who === 'new' ? 'new' : 'stored'} ${c.provider} ${c.operation}`).join(', ');
 
         // Correctness: every record sealed before any change decrypts, from a cold cache.
-        ks.cache.clear();
-        calls.length = 0;
-        const verifyStarted = nowMs();
-        let verifyFailures = 0;
-        for (const s of sealed) {
-          try {
-            const { plaintext } = await ks.crypto.decrypt(env, s.ciphertext);
-            if (plaintext.toString('utf8') !== s.plaintext) verifyFailures++;
-          } catch {
-            verifyFailures++;
-          }
-        }
-        const verifyMs = nowMs() - verifyStarted;
-        const verifyUnwraps = calls.filter((c) => c.operation === 'unwrap').length;
-        results.push({ label, ms, roundTrip, rewrap, probe, other, metricTotal, sequence, verifyMs, verifyFailures, verifyUnwraps, peerMs: await peer() });
+        const verify = await verifySealed(ks, env, sealed, calls);
+        results.push({
+          label, ms, roundTrip, rewrap, probe, other, metricTotal, sequence, verifyMs: verify.ms, verifyFailures: verify.failures, verifyUnwraps: verify.unwraps,
+          peerMs: await peer(),
+        });
       }
     }
     const final = await ks.store.keyStats(environmentId);
     if (final.counts.hourly !== hourlyCount || final.counts.connection !== stats.counts.connection) throw new Error('a CMK change changed the key counts');
-    return { store: kind, buildMs, keyCounts, changes: results };
+    built = { store: kind, buildMs, keyCounts, changes: results };
+    setup = { workspaceId: ws.id, environmentId, ekId: ek.id, sealed };
   } finally {
     await ks.close();
   }
+
+  // ---- 4. full EK rotations, on the same environment, one per batch size ----
+  const full: FullRotationResult[] = [];
+  if (batchSizes.length > 0) {
+    const peer = kind === 'postgres' ? await postgresPeer(databaseUrl, schema) : sqlitePeer(sqlitePath);
+    try {
+      await peer.prepare(setup.environmentId, setup.ekId);
+      const rotationSetup = {
+        ...setup,
+        peer,
+        // A minute between rotations: "the last repack" is the newest one (a ManualClock does not move by itself).
+        open: (batchSize: number) => (clock.advance(60_000), open(batchSize)),
+        // Measured right after each repack: this host's speed drifts within seconds.
+        cryptoMicros: () => perKeyRewrapMicros(10_000),
+      };
+      for (const [i, batchSize] of batchSizes.entries()) full.push(await fullRotation(rotationSetup, batchSize, i % 2 === 0 ? 'uploaded' : 'platform'));
+      // The test database runs without autovacuum: keys has no statistics unless analysed. Once more with them.
+      if (analyzedBatch !== undefined && peer.analyzeKeys) {
+        await peer.analyzeKeys();
+        full.push(await fullRotation(rotationSetup, analyzedBatch, 'platform', ' after ANALYZE keys'));
+      }
+    } finally {
+      await peer.close();
+    }
+  }
+  return { ...built, full };
 }
 
 async function withSchema<T>(schema: string, run: () => Promise<T>): Promise<T> {
@@ -360,7 +335,6 @@ async function withSchema<T>(schema: string, run: () => Promise<T>): Promise<T> 
   }
 }
 
-const ms = (n: number) => (n >= 100 ? Math.round(n).toLocaleString('en-US') : n.toFixed(1));
 console.log(
   `# repack at scale (issue 5): ${hourlyCount.toLocaleString('en-US')} hourly + ${connectionCount.toLocaleString('en-US')} connection keys under one EK; CMK change measured ${cycles}× per kind from a cold key cache (${machineLine()})`,
 );
@@ -392,9 +366,7 @@ for (const kind of values.stores.split(',') as ('sqlite' | 'postgres')[]) {
     }
     console.log(`  call sequence (last ${labels.length}):`);
     for (const c of result.changes.slice(-labels.length)) console.log(`    ${c.label}: ${c.sequence}`);
-    console.log(
-      `  full repack (re-wrap all ${children.toLocaleString('en-US')} children; NOT built): crypto alone ≥ ${((perKeyMicros * children) / 1e6).toFixed(2)} s; with each key written at this build's per-key store cost ≈ ${(((perKeyMicros + perKeyInsert) * children) / 1e6).toFixed(1)} s`,
-    );
+    if (result.full.length > 0) printFullRotations(kind, result.full);
   } finally {
     rmSync(dataDir, { recursive: true, force: true });
   }
