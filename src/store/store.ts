@@ -440,7 +440,7 @@ export interface Store {
    * still fromEkId and wrapped by it); fromCmk becomes 'decrypt-only' and change.cmk is inserted
    * active; fromEk becomes 'decrypt-only' (announced to watchKeyStates like setKeyState) and
    * change.ek is inserted active; a repack row is inserted (state running, done 0, total = the
-   * number of keys whose parent is fromEk, not counting EKs); the audit entries are appended.
+   * number of keys whose parent is fromEk — an EK's parent is always a CMK); the audit entries are appended.
    * Returns the repack, or undefined and writes nothing if the compare-and-set fails. Throws
    * StoreConflictError (nothing written) if the environment already has an unfinished repack
    * (checked after the compare-and-set, under the same EK lock), or if the new CMK's or EK's id is taken.
@@ -469,7 +469,7 @@ export interface Store {
    */
   setRepackPaused(repackId: string, reason: string | null, runner: string, at: Date): Promise<RepackRecord | undefined>;
   /**
-   * In one transaction, if no key (other than EKs) is under fromEkId any more: the repack becomes
+   * In one transaction, if no key is under fromEkId any more: the repack becomes
    * done (finishedAt = at, pausedReason cleared), fromEk becomes 'destroyed' with its wrapped bytes
    * erased (announced like setKeyState), and the audit entries are appended. Returns the finished
    * repack; undefined (nothing written) if keys remain under fromEk or the repack is not unfinished.

@@ -108,8 +108,9 @@ export const SQL = {
   latestHourly: `SELECT ${K} FROM keys WHERE environment_id = $1 AND kind = 'hourly' ORDER BY hour_start DESC LIMIT 1`,
   // Index keys_parent; code point order, as SQLite sorts.
   listKeysUnder: `SELECT ${K} FROM keys WHERE environment_id = $1 AND parent_id = $2 AND kind <> 'ek' ORDER BY id COLLATE "C" LIMIT $3`,
-  countKeysUnder: `SELECT count(*) AS n FROM keys WHERE environment_id = $1 AND parent_id = $2 AND kind <> 'ek'`,
-  anyKeyUnder: `SELECT id FROM keys WHERE environment_id = $1 AND parent_id = $2 AND kind <> 'ek' LIMIT 1`,
+  // No kind filter: an EK's parent is a CMK, never an EK, and without it the keys_parent index alone answers.
+  countKeysUnder: `SELECT count(*) AS n FROM keys WHERE environment_id = $1 AND parent_id = $2`,
+  anyKeyUnder: `SELECT id FROM keys WHERE environment_id = $1 AND parent_id = $2 LIMIT 1`,
   // finishRepack locks the old EK before it looks for keys under it, so an insert that share-locked
   // it (insertKey) has committed, and is counted, by then.
   lockKey: 'SELECT id FROM keys WHERE environment_id = $1 AND id = $2 FOR UPDATE',
@@ -124,9 +125,12 @@ export const SQL = {
   listUnfinishedRepacks: `SELECT ${R} FROM repacks WHERE state <> 'done' ORDER BY started_at, id COLLATE "C" LIMIT $1`,
   // One statement per batch (values.repackBatch: one array element per key): each key moves only if
   // it is still under the old EK with the bytes the caller re-wrapped; done grows by those moved.
+  // The compare-and-set is wrapped in "IS TRUE" so that only k.id = u.id can drive an index: without
+  // statistics (or with correlated environment/parent estimates) the planner otherwise hash-joins a
+  // scan of every key still under the old EK, once per batch (bench/README.md, "Repack at scale").
   applyRepackBatch: `WITH moved AS (UPDATE keys k SET parent_id = $4, wrapped = u.wrapped
       FROM unnest($5::text[], $6::bytea[], $7::bytea[]) AS u (id, expected, wrapped)
-      WHERE k.id = u.id AND k.environment_id = $2 AND k.parent_id = $3 AND k.kind <> 'ek' AND k.wrapped = u.expected
+      WHERE k.id = u.id AND (k.environment_id = $2 AND k.parent_id = $3 AND k.kind <> 'ek' AND k.wrapped = u.expected) IS TRUE
       RETURNING k.id)
     UPDATE repacks SET done = done + (SELECT count(*) FROM moved), state = 'running', paused_reason = NULL, runner = $8, updated_at = $9
     WHERE id = $1 AND state <> 'done' RETURNING ${R}`,

@@ -270,9 +270,10 @@ export function prepareStatements(db: Database.Database) {
       `SELECT ${K} FROM keys WHERE environment_id = ? AND parent_id = ? AND kind <> 'ek' ORDER BY id LIMIT ?`,
     ),
     countKeysUnder: db.prepare<[string, string], Pick<KindCountRow, 'n'>>(
-      `SELECT count(*) AS n FROM keys WHERE environment_id = ? AND parent_id = ? AND kind <> 'ek'`,
+      // No kind filter: an EK's parent is a CMK, never an EK, and without it the keys_parent index alone answers.
+      `SELECT count(*) AS n FROM keys WHERE environment_id = ? AND parent_id = ?`,
     ),
-    anyKeyUnder: db.prepare<[string, string], Pick<KeyRow, 'id'>>(`SELECT id FROM keys WHERE environment_id = ? AND parent_id = ? AND kind <> 'ek' LIMIT 1`),
+    anyKeyUnder: db.prepare<[string, string], Pick<KeyRow, 'id'>>(`SELECT id FROM keys WHERE environment_id = ? AND parent_id = ? LIMIT 1`),
     // The compare-and-set of one key of a repack batch.
     repackKey: db.prepare<RepackKeyParams>(
       `UPDATE keys SET parent_id = @to_ek_id, wrapped = @wrapped

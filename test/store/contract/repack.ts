@@ -78,9 +78,9 @@ export function repackContract(ctx: ContractContext): void {
       const log = await ctx.store.insertKeyIfAbsent(key(env.id, 'log', { parentId: from.ek.id }));
       // A destroyed key is still under the EK (it moves, with its empty bytes).
       await ctx.store.setKeyState({ environmentId: env.id, keyId: connections[1]!.id, from: ['active'], to: 'destroyed' });
-      // Not counted: job keys (under an hourly key), an EK filed under the EK, and another environment's key naming this EK.
+      // Not counted: job keys (under an hourly key) and another environment's key naming this EK.
+      // (An EK under an EK cannot exist: an EK's parent is always a CMK.)
       await under(ctx.store, env, hourly[0]!.id, 'job', 4);
-      await ctx.store.insertKeyIfAbsent(key(env.id, 'ek', { parentId: from.ek.id, state: 'decrypt-only' }));
       await ctx.store.insertKeyIfAbsent(key(other.id, 'connection', { scopeId: 'elsewhere', parentId: from.ek.id }));
 
       const heard = recorder();
@@ -103,7 +103,7 @@ export function repackContract(ctx: ContractContext): void {
         expect((await ctx.store.listKeysUnder(env.id, from.ek.id, 100)).map((k) => k.id).sort())
           .toEqual([...hourly, ...connections, ...context, log].map((k) => k.id).sort());
         expect(await ctx.store.listKeysUnder(env.id, change.ek.id, 100)).toEqual([]);
-        expect((await ctx.store.keyStats(env.id)).counts.ek).toBe(3);
+        expect((await ctx.store.keyStats(env.id)).counts.ek).toBe(2);
       } finally {
         stop();
       }
