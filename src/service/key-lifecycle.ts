@@ -142,7 +142,12 @@ export function createKeyLifecycle(deps: KeyLifecycleDeps) {
     },
 
     async enable(env: EnvironmentContext, keyId: string, audit: ChangeAudit): Promise<KeyView> {
-      return transition(env, await requireKey(env, keyId), ['disabled'], 'active', audit);
+      const record = await requireKey(env, keyId);
+      // An EK retired by a rotation (its repack not done yet) goes back to decrypt-only, not active:
+      // the environment has a newer active EK.
+      const active = record.kind === 'ek' ? await store.getActiveEk(env.environment.id) : undefined;
+      const to: KeyState = active !== undefined && active.id !== record.id ? 'decrypt-only' : 'active';
+      return transition(env, record, ['disabled'], to, audit);
     },
 
     /** The key stops working now and is destroyed after the waiting period unless cancelled. */

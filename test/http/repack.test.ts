@@ -199,6 +199,24 @@ for (const store of testStores()) {
       await expectAllReadable(second, ws, written);
     }, 60_000);
 
+    it('the old EK disabled mid-repack pauses it (naming the old side); enabled again it returns to decrypt-only and the repack finishes', async () => {
+      const t = await start();
+      const { ws, environmentId, written } = await populated(t, 'disable-old-ek');
+      const oldEk = (await t.ks.store.getActiveEk(environmentId))!;
+      await ok(t, 'PUT', cmkUrl(ws), { ...vaultConfig(NEW_KEY), rotateEnvironmentKey: true });
+      expect(await ok(t, 'POST', `${envUrl(ws)}/keys/${oldEk.id}/disable`, {})).toMatchObject({ state: 'disabled' });
+      await t.ks.runRepacks();
+      const paused = (await ok(t, 'GET', cmkUrl(ws), undefined)).repack;
+      expect(paused).toMatchObject({ state: 'paused', done: 0 });
+      expect(paused.pausedReason).toMatch(/^The old environment key \(through the old CMK\) cannot be used: /);
+
+      expect(await ok(t, 'POST', `${envUrl(ws)}/keys/${oldEk.id}/enable`, {})).toMatchObject({ state: 'decrypt-only' });
+      expect((await t.ks.store.getActiveEk(environmentId))?.id).not.toBe(oldEk.id);
+      await t.ks.runRepacks();
+      expect((await ok(t, 'GET', cmkUrl(ws), undefined)).repack).toMatchObject({ state: 'done', pausedReason: null });
+      await expectAllReadable(t, ws, written);
+    }, 60_000);
+
     it('shredding the environment mid-repack takes the old environment key with it', async () => {
       const t = await start();
       const { ws, environmentId, written } = await populated(t, 'shred-mid-repack');
