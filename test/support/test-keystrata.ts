@@ -104,6 +104,8 @@ export interface TestKeystrataOptions {
   readonly env?: Readonly<Record<string, string>>;
   /** 'manual': repacks run only when the test calls ks.runRepacks() (default: scheduled, as in production). */
   readonly repacks?: 'scheduled' | 'manual';
+  /** Wrap the opened store (to observe or delay calls); the wrapper is what keystrata uses. */
+  readonly wrapStore?: (store: Store) => Store;
 }
 
 export async function openTestKeystrata(options: TestKeystrataOptions = {}): Promise<TestKeystrata> {
@@ -121,7 +123,8 @@ export async function openTestKeystrata(options: TestKeystrataOptions = {}): Pro
     },
     handle.dataDir,
   );
-  const ks = await openKeystrata(config, { store: await handle.open(), defaultMetrics: false, probeCmks: false, scheduleRepacks: options.repacks !== 'manual', ...(options.clock ? { clock: options.clock } : {}) });
+  const opened = await handle.open();
+  const ks = await openKeystrata(config, { store: options.wrapStore ? options.wrapStore(opened) : opened, defaultMetrics: false, probeCmks: false, scheduleRepacks: options.repacks !== 'manual', ...(options.clock ? { clock: options.clock } : {}) });
   const app = await buildApp(ks, config);
   await app.ready();
   let closed = false;
