@@ -65,7 +65,7 @@ export interface CmkServiceDeps {
   /** How long a customer-managed CMK must stay before it can be replaced (0 = no limit). */
   readonly replaceIntervalHours: number;
   readonly providers: Pick<ProviderRegistry, 'factory' | 'names' | 'openConfig' | 'evict'>;
-  readonly hierarchy: Pick<KeyHierarchy, 'withKeyById' | 'forgetEnvironmentKey'>;
+  readonly hierarchy: Pick<KeyHierarchy, 'withKeyById' | 'forgetEnvironmentKey' | 'adoptEnvironmentKey'>;
   readonly platform: { provision(identity: { cmkId: string; environmentId: string }): PlatformConfig };
   readonly secretsKey: Buffer;
   readonly clock: Clock;
@@ -367,6 +367,7 @@ export function createCmkService(deps: CmkServiceDeps) {
         });
       if (!started) throw new KeystrataError('version_conflict', 'The environment CMK was changed by another request meanwhile; read it and retry.');
       hierarchy.forgetEnvironmentKey(environmentId);
+      hierarchy.adoptEnvironmentKey(newEk, fresh);
       deps.startRepack?.();
       await deps.probe?.(cmk).catch(() => undefined);
       return view(cmk);

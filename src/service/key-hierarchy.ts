@@ -193,6 +193,15 @@ export function createKeyHierarchy(deps: KeyHierarchyDeps) {
     return cache.withKey(keyId, () => loadKey(environmentId, keyId), guarded, flightOf(environmentId, keyId));
   }
 
+  /**
+   * Cache a new EK's material right after it was stored (a rotation made it and wrapped it itself),
+   * so the repack and the next requests do not ask the new CMK to unwrap what keystrata just held.
+   * Takes a copy: the caller zeroes its own.
+   */
+  function adoptEnvironmentKey(record: KeyRecord, material: Buffer): void {
+    cache.put(record.id, { material: Buffer.from(material), meta: metaOf(record) });
+  }
+
   /** Forget which EK is the environment's active one (it was rotated: read it again). */
   function forgetEnvironmentKey(environmentId: string): void {
     scopeIndex.delete(`${environmentId}\0ek`);
@@ -330,5 +339,5 @@ export function createKeyHierarchy(deps: KeyHierarchyDeps) {
     return scopedKeyId(environmentId, request).then((keyId) => withKeyById(environmentId, keyId, use));
   }
 
-  return { currentHourStart, withKeyById, withScopedKey, scopedKeyId, environmentKeyId, forgetEnvironmentKey };
+  return { currentHourStart, withKeyById, withScopedKey, scopedKeyId, environmentKeyId, forgetEnvironmentKey, adoptEnvironmentKey };
 }

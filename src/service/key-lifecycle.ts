@@ -64,8 +64,14 @@ export function createKeyLifecycle(deps: KeyLifecycleDeps) {
   const forgetEnvironment = (environmentId: string): void => {
     cache.evictWhere((meta) => environmentId === EVERY_ENVIRONMENT || meta.environmentId === environmentId);
   };
-  // Changes from every node, this one included, drop the environment's cached keys here.
-  const unsubscribe = store.watchKeyStates((event: KeyStateEvent) => forgetEnvironment(event.environmentId));
+  // Changes from every node, this one included, that take a key out of use drop the environment's
+  // cached keys here. A key becoming active (enabled) or decrypt-only (an EK retired by a rotation, a
+  // retired log key) leaves every cached key as usable as it was: the old EK keeps serving the keys
+  // its repack has not moved yet without another call to its CMK.
+  const REVOKING: ReadonlySet<KeyState> = new Set<KeyState>(['disabled', 'scheduled-destruction', 'destroyed']);
+  const unsubscribe = store.watchKeyStates((event: KeyStateEvent) => {
+    if (event.environmentId === EVERY_ENVIRONMENT || REVOKING.has(event.state)) forgetEnvironment(event.environmentId);
+  });
 
   async function requireKey(env: EnvironmentContext, keyId: string): Promise<KeyRecord> {
     const record = await store.getKey(env.environment.id, keyId);

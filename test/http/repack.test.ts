@@ -156,6 +156,19 @@ for (const store of testStores()) {
       await ok(t, 'PUT', cmkUrl(ws), vaultConfig(OLD_KEY));
     }, 60_000);
 
+    it('a rotation asks the key stores only what it must: test-and-save, one wrap of the new EK, one describe; the repack nothing (both EKs are held)', async () => {
+      const t = await start();
+      const { ws, written } = await populated(t, 'provider-calls'); // the old EK is in the cache now
+      const before = vault.calls;
+      await ok(t, 'PUT', cmkUrl(ws), { ...vaultConfig(NEW_KEY), rotateEnvironmentKey: true });
+      // New key: encrypt + decrypt (test-and-save), encrypt (the new EK), key read + token lookup-self (the health probe's describe).
+      expect(vault.calls - before).toBe(5);
+      await t.ks.runRepacks();
+      expect(vault.calls - before).toBe(5);
+      expect((await ok(t, 'GET', cmkUrl(ws), undefined)).repack.state).toBe('done');
+      await expectAllReadable(t, ws, written);
+    }, 60_000);
+
     it('the new CMK becomes unavailable mid-repack: the repack pauses with a clear reason and resumes when it returns', async () => {
       const t = await start({ KEYSTRATA_REPACK_BATCH_PAUSE_MS: '150' }, 'scheduled');
       const { ws, environmentId, written } = await populated(t, 'pause-resume');
