@@ -17,7 +17,8 @@ import type { EnvironmentContext } from './workspaces.js';
  * context or a whole environment, which is the destruction of its context key or EK.
  *
  * Every change is a compare-and-set in the store with its audit entry in the same transaction, and
- * is announced to every node (watchKeyStates); each node then drops the environment's cached keys,
+ * is announced to every node (watchKeyStates); on one that takes a key out of use each node drops the
+ * environment's cached keys,
  * so a disable or destroy bites everywhere within the notification delay, not after the cache TTL.
  */
 
