@@ -13,6 +13,8 @@ export interface Config {
   readonly dataDir: string;
   /** postgres://… to use PostgreSQL; undefined → embedded SQLite at `${dataDir}/keystrata.db`. */
   readonly databaseUrl: string | undefined;
+  /** PostgreSQL schema of this deployment (several deployments can share one database); default: search_path. */
+  readonly databaseSchema: string | undefined;
   /** Base64 of the 32-byte root key, when given by environment instead of the key file. */
   readonly rootKeyBase64: string | undefined;
   readonly rootKeyFile: string;
@@ -95,6 +97,15 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
   if (databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
     throw new KeystrataError('configuration_invalid', 'KEYSTRATA_DATABASE_URL must be a postgres:// URL (leave it unset for embedded SQLite).');
   }
+  const databaseSchema = optional(env, 'KEYSTRATA_DATABASE_SCHEMA');
+  if (databaseSchema !== undefined && (databaseUrl === undefined || !/^[a-z_][a-z0-9_]{0,62}$/.test(databaseSchema))) {
+    throw new KeystrataError(
+      'configuration_invalid',
+      databaseUrl === undefined
+        ? 'KEYSTRATA_DATABASE_SCHEMA needs KEYSTRATA_DATABASE_URL (it names a PostgreSQL schema).'
+        : 'KEYSTRATA_DATABASE_SCHEMA must be a lower-case PostgreSQL identifier: [a-z_][a-z0-9_]*, at most 63 characters.',
+    );
+  }
   const logLevel = optional(env, 'KEYSTRATA_LOG_LEVEL') ?? 'info';
   if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) {
     throw new KeystrataError('configuration_invalid', `KEYSTRATA_LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}.`);
@@ -122,6 +133,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     port: integer(env, 'PORT', 8200, 0, 65535),
     dataDir,
     databaseUrl,
+    databaseSchema,
     rootKeyBase64: optional(env, 'KEYSTRATA_ROOT_KEY'),
     rootKeyFile: resolve(cwd, optional(env, 'KEYSTRATA_ROOT_KEY_FILE') ?? resolve(dataDir, 'root.key')),
     adminToken,

@@ -86,7 +86,7 @@ export function sqlitePath(config: Pick<Config, 'dataDir'>): string {
 
 export async function openConfiguredStore(config: Config): Promise<Store> {
   if (config.databaseUrl === undefined) mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
-  return openStore({ databaseUrl: config.databaseUrl, sqlitePath: sqlitePath(config) });
+  return openStore({ databaseUrl: config.databaseUrl, postgresSchema: config.databaseSchema, sqlitePath: sqlitePath(config) });
 }
 
 export async function openKeystrata(config: Config, options: OpenOptions = {}): Promise<Keystrata> {

@@ -96,4 +96,16 @@ describe('keystrata serve', () => {
     expect(result.stderr).toMatch(/^error: configuration_invalid: KEYSTRATA_DATABASE_URL/);
     expect(process.listenerCount('SIGTERM')).toBe(0);
   });
+
+  it('refuses a PostgreSQL schema that is not a plain identifier, or without a database URL', async () => {
+    const url = 'postgres://postgres@127.0.0.1:5432/test';
+    for (const [extra, message] of [
+      [{ KEYSTRATA_DATABASE_URL: url, KEYSTRATA_DATABASE_SCHEMA: 'ks"; DROP TABLE keys; --' }, /KEYSTRATA_DATABASE_SCHEMA must be a lower-case PostgreSQL identifier/],
+      [{ KEYSTRATA_DATABASE_SCHEMA: 'tenant_a' }, /KEYSTRATA_DATABASE_SCHEMA needs KEYSTRATA_DATABASE_URL/],
+    ] as const) {
+      const result = await run(['serve', '--data-dir', join(dir, 'bad-schema')], { env: { ...QUIET, ...extra } });
+      expect(result.code).toBe(1);
+      expect(result.stderr).toMatch(message);
+    }
+  });
 });
