@@ -2,7 +2,7 @@ import { newId, randomKey, zeroize } from '../core/bytes.js';
 import { ekWrapAad, unwrapKey, wrapKey } from '../core/wrapped-key.js';
 import { KeystrataError } from '../errors.js';
 import type { ProviderRegistry } from '../providers/registry.js';
-import { StaleParentError, type AuditAppend, type KeyKind, type KeyRecord, type KeyState, type Store } from '../store/store.js';
+import { EVERY_ENVIRONMENT, StaleParentError, type AuditAppend, type KeyKind, type KeyRecord, type KeyState, type Store } from '../store/store.js';
 import type { Clock } from './clock.js';
 import { MISS, type KeyCache, type KeyEntry, type LoadedKey } from './key-cache.js';
 import { LruMap } from './lru-map.js';
@@ -202,9 +202,13 @@ export function createKeyHierarchy(deps: KeyHierarchyDeps) {
     cache.put(record.id, { material: Buffer.from(material), meta: metaOf(record) });
   }
 
-  /** Forget which EK is the environment's active one (it was rotated: read it again). */
+  /**
+   * Forget which EK is the environment's active one (it may have been rotated: read it again).
+   * EVERY_ENVIRONMENT (changes may have been missed) forgets the whole scope index.
+   */
   function forgetEnvironmentKey(environmentId: string): void {
-    scopeIndex.delete(`${environmentId}\0ek`);
+    if (environmentId === EVERY_ENVIRONMENT) scopeIndex.clear();
+    else scopeIndex.delete(`${environmentId}\0ek`);
   }
 
   async function environmentKeyId(environmentId: string): Promise<string> {
@@ -212,7 +216,9 @@ export function createKeyHierarchy(deps: KeyHierarchyDeps) {
     const known = scopeIndex.get(indexKey);
     if (known) return known;
     const ek = await store.getActiveEk(environmentId);
-    if (!ek) throw new KeystrataError('integrity_check_failed', 'The environment has no active environment key.');
+    // Every environment has an EK from its creation on: none active means it is disabled, scheduled
+    // for destruction (a shred) or destroyed — a state the caller is told, not an internal error.
+    if (!ek) throw new KeystrataError('key_disabled', 'The environment key is not active (disabled, scheduled for destruction or destroyed): no new keys can be made in this environment.');
     scopeIndex.set(indexKey, ek.id);
     return ek.id;
   }
@@ -298,14 +304,27 @@ export function createKeyHierarchy(deps: KeyHierarchyDeps) {
    */
   async function createScopedKey(environmentId: string, template: { kind: KeyKind; scopeId: string | null; hourStart: number | null }): Promise<string> {
     for (let attempt = 1; ; attempt++) {
-      const parentId = template.kind === 'job' ? await scopedKeyId(environmentId, { kind: 'hourly' }) : await environmentKeyId(environmentId);
+      const underEk = template.kind !== 'job';
+      const parentId = underEk ? await environmentKeyId(environmentId) : await scopedKeyId(environmentId, { kind: 'hourly' });
       try {
         return await createKey(environmentId, template, parentId);
       } catch (error) {
-        if (!(error instanceof StaleParentError) || attempt >= 3) throw error;
-        forgetEnvironmentKey(environmentId);
+        if (!underEk || attempt >= 3 || !(await parentWasRotated(environmentId, parentId, error))) throw error;
       }
     }
+  }
+
+  /**
+   * Whether creating a key under `ekId` failed because that EK is no longer the active one (this
+   * node remembered a rotated EK: refused by the store, or already disabled or destroyed by the end
+   * of its repack). The remembered EK is forgotten either way; true if another EK is active now.
+   */
+  async function parentWasRotated(environmentId: string, ekId: string, error: unknown): Promise<boolean> {
+    const parentGone = error instanceof KeystrataError && (error.code === 'key_destroyed' || error.code === 'key_disabled' || error.code === 'key_not_found');
+    if (!(error instanceof StaleParentError) && !parentGone) return false;
+    forgetEnvironmentKey(environmentId);
+    const active = await store.getActiveEk(environmentId);
+    return active !== undefined && active.id !== ekId;
   }
 
   /**

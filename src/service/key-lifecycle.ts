@@ -74,6 +74,20 @@ export function createKeyLifecycle(deps: KeyLifecycleDeps) {
     if (event.environmentId === EVERY_ENVIRONMENT || REVOKING.has(event.state)) forgetEnvironment(event.environmentId);
   });
 
+  /** The environment's EKs that are not destroyed or scheduled for destruction: the active one and a repack's two. */
+  async function liveEnvironmentKeys(environmentId: string): Promise<KeyRecord[]> {
+    const ids = new Set<string>();
+    const active = await store.getActiveEk(environmentId);
+    if (active) ids.add(active.id);
+    const repack = await store.getRepack(environmentId);
+    if (repack && repack.state !== 'done') {
+      ids.add(repack.fromEkId);
+      ids.add(repack.toEkId);
+    }
+    const keys = await Promise.all([...ids].map((id) => store.getKey(environmentId, id)));
+    return keys.filter((key): key is KeyRecord => key !== undefined && key.state !== 'destroyed' && key.state !== 'scheduled-destruction');
+  }
+
   async function requireKey(env: EnvironmentContext, keyId: string): Promise<KeyRecord> {
     const record = await store.getKey(env.environment.id, keyId);
     if (!record) throw new KeystrataError('key_not_found', `No key ${keyId} in this environment.`);
@@ -92,6 +106,19 @@ export function createKeyLifecycle(deps: KeyLifecycleDeps) {
       });
     }
     return record;
+  }
+
+  /**
+   * The state an enabled key returns to. An EK is decided by its role, not by the order in which
+   * keys are enabled: the EK a rotation retired (the repack's fromEk) and any EK while another is
+   * active go back to decrypt-only; only the environment's current EK becomes active again.
+   */
+  async function enabledState(env: EnvironmentContext, record: KeyRecord): Promise<KeyState> {
+    if (record.kind !== 'ek') return 'active';
+    const repack = await store.getRepack(env.environment.id);
+    if (repack && repack.state !== 'done' && repack.fromEkId === record.id) return 'decrypt-only';
+    const active = await store.getActiveEk(env.environment.id);
+    return active !== undefined && active.id !== record.id ? 'decrypt-only' : 'active';
   }
 
   function waitingDays(days: number | undefined): number {
@@ -150,11 +177,7 @@ export function createKeyLifecycle(deps: KeyLifecycleDeps) {
 
     async enable(env: EnvironmentContext, keyId: string, audit: ChangeAudit): Promise<KeyView> {
       const record = await requireKey(env, keyId);
-      // An EK retired by a rotation (its repack not done yet) goes back to decrypt-only, not active:
-      // the environment has a newer active EK.
-      const active = record.kind === 'ek' ? await store.getActiveEk(env.environment.id) : undefined;
-      const to: KeyState = active !== undefined && active.id !== record.id ? 'decrypt-only' : 'active';
-      return transition(env, record, ['disabled'], to, audit);
+      return transition(env, record, ['disabled'], await enabledState(env, record), audit);
     },
 
     /** The key stops working now and is destroyed after the waiting period unless cancelled. */
@@ -183,13 +206,16 @@ export function createKeyLifecycle(deps: KeyLifecycleDeps) {
         });
       }
       const view = await scheduleDestruction(env, ek, days, audit, { shred: 'environment' });
-      // Mid-repack, keys still under the old EK would escape the shred: it goes with the new one.
-      const repack = await store.getRepack(env.environment.id);
-      if (repack && repack.state !== 'done') {
-        const old = await store.getKey(env.environment.id, repack.fromEkId);
-        if (old && old.state !== 'destroyed' && old.state !== 'scheduled-destruction') {
-          await scheduleDestruction(env, old, days, audit, { shred: 'environment' }).catch((error: unknown) => {
-            // The repack finished meanwhile and destroyed it: nothing is left under it.
+      // Every EK of the environment that still works goes too: mid-repack the old one (keys not yet
+      // moved would escape the shred), and the new one if a rotation committed between the read
+      // above and the change (then the EK just scheduled was already the old one). Looked at again
+      // until nothing is left, since a rotation can still be racing the first look.
+      for (let round = 0; round < 3; round++) {
+        const alive = await liveEnvironmentKeys(env.environment.id);
+        if (alive.length === 0) break;
+        for (const key of alive) {
+          await scheduleDestruction(env, key, days, audit, { shred: 'environment' }).catch((error: unknown) => {
+            // Changed meanwhile (destroyed by a finished repack, scheduled by a concurrent shred).
             if (!(error instanceof KeystrataError && error.code === 'key_state_conflict')) throw error;
           });
         }

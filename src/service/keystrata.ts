@@ -6,7 +6,7 @@ import { platformProviderFactory } from '../providers/platform/platform-provider
 import { providerFactories } from '../providers/factories.js';
 import { ProviderRegistry } from '../providers/registry.js';
 import { openStore } from '../store/open-store.js';
-import type { AuditAppend, Store } from '../store/store.js';
+import { EVERY_ENVIRONMENT, type AuditAppend, type Store } from '../store/store.js';
 import { ensureAdminToken } from './admin-token.js';
 import { systemClock, type Clock } from './clock.js';
 import { KeyCache } from './key-cache.js';
@@ -117,6 +117,15 @@ export async function openKeystrata(config: Config, options: OpenOptions = {}): 
       scopeIndexSize: config.keyCacheMaxEntries * 4,
       logKeyRotationMs: config.logKeyRotationDays * 86_400_000,
       logKeyRetirementAudit: (environmentId, keyId) => logKeyRetirementAudit(environmentId, keyId),
+    });
+    // Every node forgets which EK is active when a key of the environment is retired or re-enabled (a
+    // rotation on another node announces the old EK's retirement as decrypt-only), so new keys are
+    // not even tried under a retired EK. A disabled or destroyed EK stays remembered: its own state
+    // is then the answer (423, 410). Missed notices (EVERY_ENVIRONMENT) forget everything.
+    const forgetEks = store.watchKeyStates((event) => {
+      if (event.environmentId === EVERY_ENVIRONMENT || event.state === 'decrypt-only' || event.state === 'active') {
+        hierarchy.forgetEnvironmentKey(event.environmentId);
+      }
     });
     const crypto = createScopedCrypto({ hierarchy });
     const auditKeys = createAuditKeys(root.auditSecret);
@@ -267,6 +276,7 @@ export async function openKeystrata(config: Config, options: OpenOptions = {}): 
         clearInterval(destroyer);
         clearInterval(rotator);
         clearInterval(repackTicker);
+        forgetEks();
         await repacks.stop();
         lifecycle.close();
         await cmkHealth.stop();
