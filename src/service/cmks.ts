@@ -59,7 +59,7 @@ const TEST_FAILURE_CODE: Record<CmkFailureReason, ErrorCode> = {
 };
 
 export interface CmkServiceDeps {
-  readonly store: Pick<Store, 'getActiveCmk' | 'getActiveEk' | 'getCmkHealth' | 'replaceCmk' | 'rotateEnvironmentKey' | 'getRepack'>;
+  readonly store: Pick<Store, 'getActiveCmk' | 'getCmk' | 'getActiveEk' | 'getCmkHealth' | 'replaceCmk' | 'rotateEnvironmentKey' | 'getRepack'>;
   readonly listActiveCmks: Store['listActiveCmks'];
   readonly appendAudit: Store['appendAudit'];
   /** How long a customer-managed CMK must stay before it can be replaced (0 = no limit). */
@@ -167,7 +167,14 @@ export function createCmkService(deps: CmkServiceDeps) {
 
   return {
     async get(env: EnvironmentContext): Promise<CmkView> {
-      return view(await activeCmk(env.environment.id));
+      // With no active EK (the new one disabled mid-repack, say) the repack's new CMK is shown, so
+      // its progress and pausedReason stay visible; otherwise that is a 423 like every CMK route.
+      const environmentId = env.environment.id;
+      const current = await store.getActiveCmk(environmentId);
+      if (current) return view(current);
+      const repack = await store.getRepack(environmentId);
+      const target = repack && repack.state !== 'done' ? await store.getCmk(repack.toCmkId) : undefined;
+      return view(target ?? (await activeCmk(environmentId)));
     },
 
     /**

@@ -230,6 +230,21 @@ for (const store of testStores()) {
       await expectAllReadable(t, ws, written);
     }, 60_000);
 
+    it('the new EK disabled mid-repack: GET …/cmk still shows the repack, paused with the new side named; enabled, it finishes', async () => {
+      const t = await start();
+      const { ws, environmentId, written } = await populated(t, 'disable-new-ek');
+      const saved = await ok(t, 'PUT', cmkUrl(ws), { ...vaultConfig(NEW_KEY), rotateEnvironmentKey: true });
+      await ok(t, 'POST', `${envUrl(ws)}/keys/${saved.repack.toEkId}/disable`, {});
+      await t.ks.runRepacks();
+      const shown = await ok(t, 'GET', cmkUrl(ws), undefined);
+      expect(shown).toMatchObject({ id: saved.id, repack: { state: 'paused', done: 0 } });
+      expect(shown.repack.pausedReason).toMatch(/^The new environment key \(through the new CMK\) cannot be used: /);
+      expect(await ok(t, 'POST', `${envUrl(ws)}/keys/${saved.repack.toEkId}/enable`, {})).toMatchObject({ state: 'active' });
+      await t.ks.runRepacks();
+      expect((await t.ks.store.getRepack(environmentId))?.state).toBe('done');
+      await expectAllReadable(t, ws, written);
+    }, 60_000);
+
     it('shredding the environment mid-repack takes the old environment key with it', async () => {
       const t = await start();
       const { ws, environmentId, written } = await populated(t, 'shred-mid-repack');
