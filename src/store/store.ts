@@ -448,7 +448,11 @@ export interface Store {
   rotateEnvironmentKey(change: EkRotation, audit?: AuditAppend): Promise<RepackRecord | undefined>;
   /** The environment's unfinished repack if it has one, else its most recently finished one (greatest finishedAt), else undefined. */
   getRepack(environmentId: string): Promise<RepackRecord | undefined>;
-  /** Unfinished repacks (running or paused) of every environment, oldest first (startedAt, then id). limit 1..1000. */
+  /**
+   * Unfinished repacks of every environment: running ones first, then paused ones (so that repacks
+   * stuck on a key store that is gone cannot starve newer ones), each oldest first (startedAt, then
+   * id). limit 1..1000.
+   */
   listUnfinishedRepacks(limit: number): Promise<readonly RepackRecord[]>;
   /** Keys whose parent is `parentId` (never EKs), in id order, at most `limit` (1..10000). */
   listKeysUnder(environmentId: string, parentId: string, limit: number): Promise<readonly KeyRecord[]>;

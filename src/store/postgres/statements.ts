@@ -122,7 +122,7 @@ export const SQL = {
   // The unfinished one (at most one) first, then the finished ones newest first.
   getRepack: `SELECT ${R} FROM repacks WHERE environment_id = $1
     ORDER BY state = 'done', finished_at DESC, started_at DESC, id COLLATE "C" DESC LIMIT 1`,
-  listUnfinishedRepacks: `SELECT ${R} FROM repacks WHERE state <> 'done' ORDER BY started_at, id COLLATE "C" LIMIT $1`,
+  listUnfinishedRepacks: `SELECT ${R} FROM repacks WHERE state <> 'done' ORDER BY state = 'paused', started_at, id COLLATE "C" LIMIT $1`,
   // One statement per batch (values.repackBatch: one array element per key): each key moves only if
   // it is still under the old EK with the bytes the caller re-wrapped; done grows by those moved.
   // The compare-and-set is wrapped in "IS TRUE" so that only k.id = u.id can drive an index: without

@@ -287,7 +287,7 @@ export function prepareStatements(db: Database.Database) {
     getRepack: db.prepare<[string], RepackRow>(
       `SELECT ${R} FROM repacks WHERE environment_id = ? ORDER BY state = 'done', finished_at DESC, started_at DESC, id DESC LIMIT 1`,
     ),
-    listUnfinishedRepacks: db.prepare<[number], RepackRow>(`SELECT ${R} FROM repacks WHERE state <> 'done' ORDER BY started_at, id LIMIT ?`),
+    listUnfinishedRepacks: db.prepare<[number], RepackRow>(`SELECT ${R} FROM repacks WHERE state <> 'done' ORDER BY state = 'paused', started_at, id LIMIT ?`),
     addRepackProgress: db.prepare<[number, string, number, string], RepackRow>(
       `UPDATE repacks SET done = done + ?, state = 'running', paused_reason = NULL, runner = ?, updated_at = ? WHERE id = ? AND state <> 'done'
        RETURNING ${R}`,

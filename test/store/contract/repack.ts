@@ -195,7 +195,7 @@ export function repackContract(ctx: ContractContext): void {
       expect(await ctx.store.rotateEnvironmentKey(second)).toEqual(started(second, 0));
     });
 
-    it('getRepack: the unfinished repack if there is one (whatever its start), else the one finished last; listUnfinishedRepacks: oldest first', async () => {
+    it('getRepack: the unfinished repack if there is one (whatever its start), else the one finished last; listUnfinishedRepacks: running before paused, oldest first', async () => {
       const own = await (await ctx.freshLocation()).open();
       try {
         const { workspace, first } = newWorkspace();
@@ -238,10 +238,11 @@ export function repackContract(ctx: ContractContext): void {
         expect(oldestFirst.map((r) => r.startedAt.getTime())).toEqual([t(0), t(1), t(3), t(5), t(5)].map((d) => d.getTime()));
         expect(await own.listUnfinishedRepacks(1000)).toEqual(oldestFirst);
         expect(await own.listUnfinishedRepacks(2)).toEqual(oldestFirst.slice(0, 2));
-        // A paused repack is unfinished too.
-        const paused = await own.setRepackPaused(oldestFirst[3]!.id, 'the old CMK cannot be reached', 'node-b:7', t(20));
-        expect((await own.listUnfinishedRepacks(1000)).map((r) => r.id)).toEqual(oldestFirst.map((r) => r.id));
-        expect((await own.listUnfinishedRepacks(1000))[3]).toEqual(paused);
+        // A paused repack is unfinished too, listed after every running one (a stuck one cannot starve the others).
+        const paused = (await own.setRepackPaused(oldestFirst[1]!.id, 'the old CMK cannot be reached', 'node-b:7', t(20)))!;
+        const runningThenPaused = [...oldestFirst.filter((r) => r.id !== paused.id), paused];
+        expect(await own.listUnfinishedRepacks(1000)).toEqual(runningThenPaused);
+        expect(await own.listUnfinishedRepacks(2)).toEqual(runningThenPaused.slice(0, 2));
         for (const limit of [0, 1001, 1.5, Number.NaN]) await expect(own.listUnfinishedRepacks(limit)).rejects.toThrow(TypeError);
       } finally {
         await own.close();
