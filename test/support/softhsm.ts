@@ -61,8 +61,10 @@ export function softHsmModule(): string {
 }
 
 function startAdmin(modulePath: string, tokenLabel: string, pin: string): Promise<{ admin: SoftHsmAdmin; stop: () => Promise<void> }> {
-  const file = fileURLToPath(new URL('./softhsm-admin.ts', import.meta.url));
-  const child: ChildProcess = fork(file, [modulePath, tokenLabel, pin], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  // From the sources (tests, through tsx) or from dist/ (the compiled benchmarks): its sibling either way.
+  const compiled = import.meta.url.endsWith('.js');
+  const file = fileURLToPath(new URL(compiled ? './softhsm-admin.js' : './softhsm-admin.ts', import.meta.url));
+  const child: ChildProcess = fork(file, [modulePath, tokenLabel, pin], { execArgv: compiled ? [] : ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const waiting = new Map<number, { resolve: () => void; reject: (error: Error) => void }>();
   let nextId = 1;
   child.on('message', (reply: { id: number; error?: string }) => {
