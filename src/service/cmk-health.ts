@@ -1,11 +1,11 @@
-import { newId, zeroize } from '../core/bytes.js';
+import { zeroize } from '../core/bytes.js';
 import { ekWrapAad } from '../core/wrapped-key.js';
 import { isCmkProviderError, type CmkDescription, type CmkFailureReason, type CmkHealthState } from '../providers/provider.js';
 import type { ProviderRegistry } from '../providers/registry.js';
 import { PLATFORM_PROVIDER } from '../providers/platform/platform-provider.js';
 import type { CmkHealthRecord, CmkRecord, Store } from '../store/store.js';
 import type { AuditLog } from './audit/audit-log.js';
-import { SYSTEM_ACTOR } from './audit/audit-event.js';
+import { systemChangeEntry } from './audit/system-change.js';
 import type { Clock } from './clock.js';
 import type { KeyHierarchy } from './key-hierarchy.js';
 import type { Metrics } from './metrics.js';
@@ -67,19 +67,8 @@ export function createCmkHealthMonitor(deps: CmkHealthDeps) {
     }
   }
 
-  async function entryFor(cmk: CmkRecord, action: string, target: Record<string, string>) {
-    const environment = await store.getEnvironment(cmk.environmentId);
-    if (!environment) return undefined;
-    return deps.audit.forChange({
-      workspaceId: environment.workspaceId,
-      environmentId: environment.id,
-      actor: SYSTEM_ACTOR,
-      action,
-      target: { environment: environment.name, cmkId: cmk.id, provider: cmk.provider, ...target },
-      sourceIp: 'keystrata',
-      requestId: `probe-${newId()}`,
-      outcome: 'success',
-    });
+  function entryFor(cmk: CmkRecord, action: string, target: Record<string, string>) {
+    return systemChangeEntry({ store, audit: deps.audit }, cmk.environmentId, action, { cmkId: cmk.id, provider: cmk.provider, ...target }, 'probe');
   }
 
   /** Re-wrap the EK when the KMS's current version is not the one that wrapped it. */

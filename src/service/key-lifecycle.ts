@@ -1,9 +1,8 @@
-import { newId } from '../core/bytes.js';
 import { contextDigest, type KeyContext } from '../core/key-context.js';
 import { KeystrataError, invalidRequest } from '../errors.js';
 import { EVERY_ENVIRONMENT, type KeyRecord, type KeyState, type KeyStateEvent, type Store } from '../store/store.js';
 import type { ChangeAudit } from './audit/audit-event.js';
-import { SYSTEM_ACTOR } from './audit/audit-event.js';
+import { systemChangeEntry } from './audit/system-change.js';
 import type { AuditLog } from './audit/audit-log.js';
 import type { Clock } from './clock.js';
 import type { KeyCache } from './key-cache.js';
@@ -233,19 +232,13 @@ export function createKeyLifecycle(deps: KeyLifecycleDeps) {
         const due = await store.listDueDestructions(new Date(clock.now()), 100);
         let applied = 0;
         for (const record of due) {
-          const environment = await store.getEnvironment(record.environmentId);
-          const entry =
-            environment &&
-            (await deps.audit.forChange({
-              workspaceId: environment.workspaceId,
-              environmentId: environment.id,
-              actor: SYSTEM_ACTOR,
-              action: 'key.destroy',
-              target: { environment: environment.name, keyId: record.id, kind: record.kind, ...(record.scopeId === null ? {} : { scopeId: record.scopeId }) },
-              sourceIp: 'keystrata',
-              requestId: `scheduler-${newId()}`,
-              outcome: 'success',
-            }));
+          const entry = await systemChangeEntry(
+            { store, audit: deps.audit },
+            record.environmentId,
+            'key.destroy',
+            { keyId: record.id, kind: record.kind, ...(record.scopeId === null ? {} : { scopeId: record.scopeId }) },
+            'scheduler',
+          );
           const updated = await store.setKeyState(
             { environmentId: record.environmentId, keyId: record.id, from: ['scheduled-destruction'], to: 'destroyed' },
             entry ?? undefined,

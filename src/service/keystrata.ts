@@ -19,6 +19,7 @@ import { createUsageTracker, type UsageTracker } from './access/usage-tracker.js
 import { SYSTEM_ACTOR, type ChangeAudit } from './audit/audit-event.js';
 import { createAuditKeys } from './audit/audit-keys.js';
 import { createAuditLog, type AuditLog } from './audit/audit-log.js';
+import { systemChangeEntry } from './audit/system-change.js';
 import { createCmkHealthMonitor, type CmkHealthMonitor } from './cmk-health.js';
 import { createCmkService, type CmkService } from './cmks.js';
 import { createKeyLifecycle, type KeyLifecycle } from './key-lifecycle.js';
@@ -132,20 +133,7 @@ export async function openKeystrata(config: Config, options: OpenOptions = {}): 
     const audit = createAuditLog({ store, crypto, keys: auditKeys, clock });
     // Sealed under the workspace audit key (no environment context): sealing under the log key being
     // retired would recurse into the rotation.
-    logKeyRetirementAudit = async (environmentId, keyId) => {
-      const environment = await store.getEnvironment(environmentId);
-      if (!environment) return undefined;
-      return audit.forChange({
-        workspaceId: environment.workspaceId,
-        environmentId,
-        actor: SYSTEM_ACTOR,
-        action: 'key.rotate',
-        target: { environment: environment.name, keyId, kind: 'log' },
-        sourceIp: 'keystrata',
-        requestId: `rotation-${newId()}`,
-        outcome: 'success',
-      });
-    };
+    logKeyRetirementAudit = (environmentId, keyId) => systemChangeEntry({ store, audit }, environmentId, 'key.rotate', { keyId, kind: 'log' }, 'rotation');
     const usage = createUsageTracker({ store, flushIntervalMs: 2000 });
     const authenticator = createAuthenticator({
       store,

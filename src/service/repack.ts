@@ -1,10 +1,10 @@
 import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { newId, zeroize } from '../core/bytes.js';
+import { zeroize } from '../core/bytes.js';
 import { unwrapKey, wrapKey } from '../core/wrapped-key.js';
 import { KeystrataError } from '../errors.js';
 import type { KeyRecord, RepackRecord, RepackedKey, Store } from '../store/store.js';
-import { SYSTEM_ACTOR } from './audit/audit-event.js';
+import { systemChangeEntry } from './audit/system-change.js';
 import type { AuditLog } from './audit/audit-log.js';
 import type { Clock } from './clock.js';
 import type { KeyHierarchy } from './key-hierarchy.js';
@@ -132,20 +132,10 @@ export function createRepacker(deps: RepackerDeps) {
     await store.setRepackPaused(repack.id, reason, runner, new Date(clock.now()));
   }
 
-  async function finishAudit(repack: RepackRecord) {
-    const environment = await store.getEnvironment(repack.environmentId);
-    if (!environment) return undefined;
-    // Sealed under the workspace audit key: it records the destruction of an environment key.
-    return deps.audit.forChange({
-      workspaceId: environment.workspaceId,
-      environmentId: environment.id,
-      actor: SYSTEM_ACTOR,
-      action: 'repack.finish',
-      target: { environment: environment.name, repackId: repack.id, fromEkId: repack.fromEkId, toEkId: repack.toEkId, keys: String(repack.done) },
-      sourceIp: 'keystrata',
-      requestId: `repack-${newId()}`,
-      outcome: 'success',
-    });
+  /** Sealed under the workspace audit key: it records the destruction of an environment key. */
+  function finishAudit(repack: RepackRecord) {
+    const target = { repackId: repack.id, fromEkId: repack.fromEkId, toEkId: repack.toEkId, keys: String(repack.done) };
+    return systemChangeEntry({ store, audit: deps.audit }, repack.environmentId, 'repack.finish', target, 'repack');
   }
 
   /** Work on one repack until it is done, paused, or this node is stopping. */
